@@ -1,0 +1,72 @@
+// Native addons (koffi, better-sqlite3) loaded with process.dlopen: from node_modules when
+// running from sources, and from the single executable's SEA assets when built, extracted
+// once into a root-owned directory named by the asset's content hash.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+
+export type AddonName = 'koffi' | 'better_sqlite3';
+
+const SOURCE_PATHS: Record<AddonName, string> = {
+  koffi: '@koromix/koffi-linux-x64/linux_x64/koffi.node',
+  better_sqlite3: 'better-sqlite3/build/Release/better_sqlite3.node',
+};
+
+const loaded = new Map<AddonName, unknown>();
+
+/** Loads a native addon once per process and returns its exports. */
+export function loadNativeAddon<T = any>(name: AddonName): T {
+  const have = loaded.get(name);
+  if (have) return have as T;
+  const file = nativeAddonPath(name);
+  const mod = { exports: {} as any };
+  // RTLD_NOW; the addon's own symbols stay local.
+  process.dlopen(mod, file, fs.constants?.RTLD_NOW ?? 2);
+  loaded.set(name, mod.exports);
+  return mod.exports as T;
+}
+
+/** True when running inside the single executable (Node SEA). */
+export function isSea(): boolean {
+  try {
+    // eslint-disable-next-line @typescript-eslint/no-var-requires
+    return (require('node:sea') as { isSea(): boolean }).isSea();
+  } catch {
+    return false;
+  }
+}
+
+/** Path of the addon's .node file, extracting the SEA asset when needed. */
+export function nativeAddonPath(name: AddonName): string {
+  if (!isSea()) return require.resolve(SOURCE_PATHS[name]);
+  const sea = require('node:sea') as { getAsset(key: string): ArrayBuffer };
+  const hash = readAssetHash(sea, name);
+  const dir = path.join(process.env.BRINDLE_NATIVE_DIR ?? '/var/lib/brindle/native', hash);
+  const file = path.join(dir, `${name}.node`);
+  if (trusted(file)) return file;
+  const data = new Uint8Array(sea.getAsset(`${name}.node`));
+  fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+  // Write to a private temp name then rename: concurrent plugin starts never see half a file.
+  const tmp = `${file}.${process.pid}.tmp`;
+  fs.writeFileSync(tmp, data, { mode: 0o500 });
+  fs.renameSync(tmp, file);
+  return file;
+}
+
+function readAssetHash(sea: { getAsset(key: string): ArrayBuffer }, name: AddonName): string {
+  try {
+    return Buffer.from(sea.getAsset(`${name}.sha256`)).toString('utf8').trim().slice(0, 16);
+  } catch {
+    return 'unversioned';
+  }
+}
+
+/** An extracted file is used only when owned by us and not writable by others. */
+function trusted(file: string): boolean {
+  try {
+    const st = fs.statSync(file);
+    const uid = process.getuid?.() ?? 0;
+    return st.isFile() && st.uid === uid && (st.mode & 0o022) === 0;
+  } catch {
+    return false;
+  }
+}
