@@ -188,7 +188,10 @@ export interface Datastore {
   get<K extends Kind>(kind: K, name: string): Promise<Resource<K>>;
   /** Fails with AlreadyExistsError if present. Returns the stored object with its revision. */
   create<K extends Kind>(res: Resource<K>): Promise<Resource<K>>;
-  /** Fails with ConflictError unless metadata.revision equals the stored revision; NotFoundError if gone. */
+  /**
+   * Fails with ConflictError unless metadata.revision equals the stored revision; NotFoundError if gone.
+   * Without metadata.revision the update is unconditional (still NotFoundError if absent).
+   */
   update<K extends Kind>(res: Resource<K>): Promise<Resource<K>>;
   /** Deletes; with `revision`, only if unchanged (ConflictError otherwise). NotFoundError if absent. */
   delete(kind: Kind, name: string, revision?: string): Promise<void>;
@@ -216,6 +219,8 @@ export class AlreadyExistsError extends DatastoreError {}
 export class ConflictError extends DatastoreError {}
 /** The store could not be reached or did not answer in time (CNI code 11). */
 export class UnavailableError extends DatastoreError {}
+/** A watch asked for a revision the store no longer keeps (etcd compaction, Kubernetes 410 Gone): relist. */
+export class ExpiredError extends DatastoreError {}
 
 /** Settings that choose and reach a backend (conflist keys > environment > defaults). */
 export interface DatastoreSettings {

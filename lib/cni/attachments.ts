@@ -1,0 +1,68 @@
+// Attachment records: what ADD built for one container+interface on one network, kept as
+// $BRINDLE_STATE_DIR/attachments/<network>/<containerId>-<ifname>.json (written atomically)
+// so that DEL, GC and a repeated ADD know the veth, the addresses and the result.
+import * as fs from 'node:fs';
+import type { Result } from './types';
+
+export interface Attachment {
+  network: string;
+  containerId: string;
+  ifname: string;
+  netns: string;
+  hostIfname: string;
+  /** The host veth's ifindex when created: a later pod reusing the name is not ours to delete. */
+  hostIndex: number;
+  podMac: string;
+  mtu: number;
+  ips: string[];
+  ipamType: string;
+  podNamespace?: string;
+  podName?: string;
+  /** The ADD result in the 1.1.0 shape. */
+  result: Result;
+  created: string;
+}
+
+/** $BRINDLE_STATE_DIR or /var/lib/brindle. */
+export function stateDir(env: NodeJS.ProcessEnv = process.env): string {
+  return env.BRINDLE_STATE_DIR || '/var/lib/brindle';
+}
+
+function dir(network: string): string { return `${stateDir()}/attachments/${network}`; }
+function file(network: string, containerId: string, ifname: string): string { return `${dir(network)}/${containerId}-${ifname}.json`; }
+
+/** Reads a record; undefined when absent or unreadable. */
+export function readAttachment(network: string, containerId: string, ifname: string): Attachment | undefined {
+  try {
+    return JSON.parse(fs.readFileSync(file(network, containerId, ifname), 'utf8')) as Attachment;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Writes a record atomically (temp file + rename). */
+export function writeAttachment(a: Attachment): void {
+  const d = dir(a.network);
+  fs.mkdirSync(d, { recursive: true, mode: 0o700 });
+  const f = file(a.network, a.containerId, a.ifname);
+  const tmp = `${f}.${process.pid}.tmp`;
+  fs.writeFileSync(tmp, JSON.stringify(a), { mode: 0o600 });
+  fs.renameSync(tmp, f);
+}
+
+/** Removes a record; absent is fine. */
+export function removeAttachment(network: string, containerId: string, ifname: string): void {
+  try { fs.unlinkSync(file(network, containerId, ifname)); } catch { /* gone */ }
+}
+
+/** Every record of a network. */
+export function listAttachments(network: string): Attachment[] {
+  let names: string[];
+  try { names = fs.readdirSync(dir(network)); } catch { return []; }
+  const out: Attachment[] = [];
+  for (const n of names) {
+    if (!n.endsWith('.json')) continue;
+    try { out.push(JSON.parse(fs.readFileSync(`${dir(network)}/${n}`, 'utf8')) as Attachment); } catch { /* skip a torn file */ }
+  }
+  return out;
+}

@@ -1,0 +1,57 @@
+// File logger for the plugins: one line per event, opened lazily on the first line at or
+// above the level, never stdout (stdout belongs to the CNI protocol). Write failures are ignored.
+import * as fs from 'node:fs';
+
+export type Level = 'debug' | 'info' | 'warn' | 'error';
+const LEVELS: Record<Level, number> = { debug: 10, info: 20, warn: 30, error: 40 };
+
+export const DEFAULT_LOG_PATH = '/var/log/brindle/cni.log';
+
+export interface Logger {
+  debug(msg: string, fields?: Record<string, unknown>): void;
+  info(msg: string, fields?: Record<string, unknown>): void;
+  warn(msg: string, fields?: Record<string, unknown>): void;
+  error(msg: string, fields?: Record<string, unknown>): void;
+}
+
+let path = DEFAULT_LOG_PATH;
+let threshold = LEVELS.info;
+let fd: number | undefined;
+let failed = false;
+let context = '';
+
+/** Sets the file and level (conflist `log_file_path`, `log_level`) and a prefix such as the container id. */
+export function configureLog(opts: { path?: unknown; level?: unknown; context?: string }): void {
+  if (typeof opts.path === 'string' && opts.path && opts.path !== path) {
+    if (fd !== undefined) { try { fs.closeSync(fd); } catch { /* ignore */ } fd = undefined; }
+    path = opts.path; failed = false;
+  }
+  if (typeof opts.level === 'string' && opts.level.toLowerCase() in LEVELS) threshold = LEVELS[opts.level.toLowerCase() as Level];
+  if (opts.context !== undefined) context = opts.context;
+}
+
+function write(level: Level, msg: string, fields?: Record<string, unknown>): void {
+  if (LEVELS[level] < threshold || failed) return;
+  try {
+    if (fd === undefined) {
+      try {
+        fd = fs.openSync(path, 'a', 0o640);
+      } catch {
+        fs.mkdirSync(path.slice(0, path.lastIndexOf('/')) || '/', { recursive: true });
+        fd = fs.openSync(path, 'a', 0o640);
+      }
+    }
+    let line = `${new Date().toISOString()} ${level} [${process.pid}]${context ? ` ${context}` : ''} ${msg}`;
+    if (fields) line += ` ${JSON.stringify(fields)}`;
+    fs.writeSync(fd, line + '\n');
+  } catch {
+    failed = true;
+  }
+}
+
+export const log: Logger = {
+  debug: (m, f) => write('debug', m, f),
+  info: (m, f) => write('info', m, f),
+  warn: (m, f) => write('warn', m, f),
+  error: (m, f) => write('error', m, f),
+};

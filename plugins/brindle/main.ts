@@ -1,0 +1,269 @@
+// The `brindle` CNI plugin: ADD/DEL/CHECK/STATUS/GC over lib/cni (protocol), lib/dataplane
+// (pod wiring) and IPAM (delegated to `ipam.type`, or lib/ipam in-process for brindle-ipam).
+/* eslint-disable @typescript-eslint/no-var-requires */
+import { runPlugin } from '../../lib/cni/skel';
+import { CniError, ERR_CHECK_FAILED, ERR_DATAPLANE, ERR_INVALID_CONFIG, ERR_IPAM, ERR_PLUGIN_NOT_AVAILABLE } from '../../lib/cni/errors';
+import type { CniRequest, Result } from '../../lib/cni/types';
+import { listAttachments, readAttachment, removeAttachment, writeAttachment, type Attachment } from '../../lib/cni/attachments';
+import { hostVethName } from '../../lib/dataplane/naming';
+import { configureLog, log } from '../../lib/log';
+import type { NetlinkSocket as Nl } from '../../lib/netlink/socket';
+
+const ABOUT = 'brindle CNI plugin: BGP-routed pod networking';
+const OWN_IPAM = 'brindle-ipam';
+
+interface IpamApi {
+  ipamAdd(req: CniRequest): Promise<Result>;
+  ipamDel(req: CniRequest): Promise<void>;
+  ipamCheck(req: CniRequest): Promise<void>;
+  ipamStatus(req: CniRequest): Promise<void>;
+  ipamGc(req: CniRequest): Promise<void>;
+}
+
+function ownIpam(): IpamApi { return require('../../lib/ipam/cni') as IpamApi; }
+function pod(): typeof import('../../lib/dataplane/pod') { return require('../../lib/dataplane/pod'); }
+function delegate(): typeof import('../../lib/cni/delegate') { return require('../../lib/cni/delegate'); }
+
+function ipamType(req: CniRequest): string {
+  const t = req.config.ipam?.type;
+  if (typeof t !== 'string' || !t) throw new CniError(ERR_INVALID_CONFIG, 'ipam type missing from network config');
+  return t;
+}
+
+async function ipamAdd(req: CniRequest): Promise<Result> {
+  const type = ipamType(req);
+  if (type === OWN_IPAM) return ownIpam().ipamAdd(req);
+  return delegate().delegateIpam(req, 'ADD')!;
+}
+
+async function ipamDel(req: CniRequest): Promise<void> {
+  const type = ipamType(req);
+  if (type === OWN_IPAM) return ownIpam().ipamDel(req);
+  delegate().delegateIpam(req, 'DEL');
+}
+
+function setup(req: CniRequest): void {
+  const c = req.config;
+  configureLog({ path: c.log_file_path, level: c.log_level, context: req.containerId ? `${req.containerId.slice(0, 12)}/${req.ifname}` : '' });
+}
+
+function vethName(req: CniRequest): string {
+  return hostVethName({ namespace: req.args.K8S_POD_NAMESPACE, pod: req.args.K8S_POD_NAME, containerId: req.containerId, ifname: req.ifname });
+}
+
+function plainIp(address: string): string { return address.split('/')[0]; }
+
+async function add(req: CniRequest): Promise<Result> {
+  setup(req);
+  const dp = pod();
+  const { NetlinkSocket } = require('../../lib/netlink/socket') as typeof import('../../lib/netlink/socket');
+  const { getLink } = require('../../lib/netlink/link') as typeof import('../../lib/netlink/link');
+  const net = req.config.name;
+  const hostIfname = vethName(req);
+
+  const nlHost = NetlinkSocket.open();
+  let nlPod: Nl | undefined;
+  try {
+    // A repeated ADD for the same attachment returns what the first one built.
+    const prev = readAttachment(net, req.containerId, req.ifname);
+    if (prev) {
+      const link = getLink(nlHost, prev.hostIfname);
+      if (prev.netns === req.netns && link && link.index === prev.hostIndex) {
+        log.info('repeated add: returning the existing attachment', { hostIfname: prev.hostIfname });
+        return prev.result;
+      }
+      log.warn('stale attachment record: undoing it before a fresh add', { hostIfname: prev.hostIfname });
+      await undo(req, nlHost, prev.hostIfname, prev.hostIndex, true);
+    }
+
+    try {
+      nlPod = dp.openNetlinkIn(req.netns);
+    } catch (err) {
+      throw new CniError(4, `netns ${req.netns}: cannot enter`, err instanceof Error ? err.message : undefined);
+    }
+    if (getLink(nlPod, req.ifname)) throw new CniError(ERR_DATAPLANE, `interface ${req.ifname} already exists in netns ${req.netns}`);
+    const stale = getLink(nlHost, hostIfname);
+    if (stale) {
+      // A previous sandbox of the same pod left its veth (same name by design): replace it.
+      log.warn('deleting stale host veth', { hostIfname, index: stale.index });
+      dp.teardownPod(nlHost, hostIfname);
+    }
+    const mtu = dp.podMtu(nlHost, req.config as { mtu?: unknown; encapsulation?: unknown });
+
+    const ipamRes = await ipamAdd(req);
+    const ips = (ipamRes.ips ?? []).map((i) => plainIp(i.address));
+    try {
+      if (ips.length === 0) throw new CniError(ERR_IPAM, `ipam ${ipamType(req)} returned no address`);
+      const w = dp.setupPod(nlHost, nlPod, { netns: req.netns, ifname: req.ifname, hostIfname, ips, mtu });
+      const hasV4 = ips.some((ip) => !ip.includes(':'));
+      const hasV6 = ips.some((ip) => ip.includes(':'));
+      const result: Result = {
+        cniVersion: '1.1.0',
+        interfaces: [
+          { name: hostIfname, mac: w.hostIf.mac, mtu },
+          { name: req.ifname, mac: w.podIf.mac, mtu: w.podIf.mtu, sandbox: req.netns },
+        ],
+        ips: ips.map((ip) => ({ address: `${ip}/${ip.includes(':') ? 128 : 32}`, interface: 1 })),
+        routes: [
+          ...(hasV4 ? [{ dst: '0.0.0.0/0', gw: dp.GATEWAY4 }] : []),
+          ...(hasV6 ? [{ dst: '::/0', gw: dp.GATEWAY6 }] : []),
+        ],
+      };
+      const dns = ipamRes.dns && Object.keys(ipamRes.dns).length ? ipamRes.dns : req.config.dns;
+      if (dns && Object.keys(dns).length) result.dns = dns;
+      const rec: Attachment = {
+        network: net, containerId: req.containerId, ifname: req.ifname, netns: req.netns, hostIfname,
+        hostIndex: w.hostIf.index, podMac: w.podIf.mac, mtu, ips, ipamType: ipamType(req),
+        podNamespace: req.args.K8S_POD_NAMESPACE, podName: req.args.K8S_POD_NAME, result, created: new Date().toISOString(),
+      };
+      writeAttachment(rec);
+      log.info('added', { hostIfname, ips });
+      return result;
+    } catch (err) {
+      log.error('add failed, undoing', { err: String((err as Error)?.message ?? err) });
+      await undo(req, nlHost, hostIfname, undefined, false);
+      throw err;
+    }
+  } finally {
+    nlPod?.close();
+    nlHost.close();
+  }
+}
+
+/** Undoes an attachment: its veth (when still ours), its addresses (IPAM DEL), its record. */
+async function undo(req: CniRequest, nlHost: Nl, hostIfname: string,
+  hostIndex: number | undefined, removeRecord: boolean): Promise<void> {
+  const dp = pod();
+  try {
+    if (hostIndex === undefined || ownsLink(nlHost, hostIfname, hostIndex)) dp.teardownPod(nlHost, hostIfname);
+  } catch (err) {
+    log.error('undo: delete veth failed', { hostIfname, err: String(err) });
+  }
+  try {
+    await ipamDel(req);
+  } catch (err) {
+    log.error('undo: ipam del failed', { err: String(err) });
+  }
+  if (removeRecord) removeAttachment(req.config.name, req.containerId, req.ifname);
+}
+
+function ownsLink(nlHost: Nl, hostIfname: string, hostIndex: number): boolean {
+  const { getLink } = require('../../lib/netlink/link') as typeof import('../../lib/netlink/link');
+  const link = getLink(nlHost, hostIfname);
+  return !link || link.index === hostIndex;
+}
+
+async function del(req: CniRequest): Promise<void> {
+  setup(req);
+  const dp = pod();
+  const { NetlinkSocket } = require('../../lib/netlink/socket') as typeof import('../../lib/netlink/socket');
+  const net = req.config.name;
+  const rec = readAttachment(net, req.containerId, req.ifname);
+  const hostIfname = rec?.hostIfname ?? vethName(req);
+  const nlHost = NetlinkSocket.open();
+  try {
+    let mine: boolean;
+    if (rec) mine = ownsLink(nlHost, hostIfname, rec.hostIndex);
+    // Without a record, a veth of this name that another container's record claims is not ours.
+    else mine = !listAttachments(net).some((a) => a.hostIfname === hostIfname && a.containerId !== req.containerId);
+    if (mine) dp.teardownPod(nlHost, hostIfname, req.netns ? { netns: req.netns, ifname: req.ifname } : undefined);
+    else log.info('host veth belongs to another attachment; left in place', { hostIfname });
+  } finally {
+    nlHost.close();
+  }
+  await ipamDel(req);
+  removeAttachment(net, req.containerId, req.ifname);
+  log.info('deleted', { hostIfname });
+}
+
+async function check(req: CniRequest): Promise<void> {
+  setup(req);
+  const prev = req.config.prevResult;
+  if (!prev) throw new CniError(ERR_INVALID_CONFIG, 'check needs prevResult');
+  const ifaces = prev.interfaces ?? [];
+  const podIdx = ifaces.findIndex((i) => i.name === req.ifname && (!i.sandbox || i.sandbox === req.netns));
+  if (podIdx < 0) throw new CniError(ERR_CHECK_FAILED, `interface ${req.ifname} missing from prevResult`);
+  const podIf = ifaces[podIdx];
+  const ips = (prev.ips ?? []).filter((i) => i.interface === undefined || i.interface === podIdx).map((i) => plainIp(i.address));
+  if (ips.length === 0) throw new CniError(ERR_CHECK_FAILED, `no address for interface ${req.ifname} in prevResult`);
+  const rec = readAttachment(req.config.name, req.containerId, req.ifname);
+  const hostIfname = rec?.hostIfname ?? ifaces.find((i) => !i.sandbox && i.name.startsWith('bri'))?.name ?? vethName(req);
+  const dp = pod();
+  dp.withPodSockets(req.netns, (nlHost, nlPod) => dp.checkPod(nlHost, nlPod, {
+    netns: req.netns, ifname: req.ifname, hostIfname, ips, mtu: rec?.mtu ?? podIf.mtu ?? 0, podMac: podIf.mac,
+  }));
+  const type = ipamType(req);
+  if (type === OWN_IPAM) await ownIpam().ipamCheck(req);
+  else delegate().delegateIpam(req, 'CHECK');
+}
+
+const DATASTORE_KEYS = ['datastore_type', 'etcd_endpoints', 'embedded_path', 'kubernetes'];
+
+async function status(req: CniRequest): Promise<void> {
+  setup(req);
+  const type = ipamType(req);
+  if (type === OWN_IPAM) {
+    try {
+      await ownIpam().ipamStatus(req);
+    } catch (err) {
+      if (err instanceof CniError && err.code >= 50 && err.code <= 99) throw err;
+      throw new CniError(ERR_PLUGIN_NOT_AVAILABLE, `ipam ${type} not available: ${(err as Error)?.message ?? err}`);
+    }
+    return;
+  }
+  if (DATASTORE_KEYS.some((k) => req.config[k] !== undefined)) {
+    try {
+      const { datastoreSettings } = require('../../lib/datastore/settings') as typeof import('../../lib/datastore/settings');
+      const { openDatastore } = require('../../lib/datastore/open') as typeof import('../../lib/datastore/open');
+      const ds = openDatastore(datastoreSettings(req.config));
+      try { await ds.ping(); } finally { await ds.close(); }
+    } catch (err) {
+      throw new CniError(ERR_PLUGIN_NOT_AVAILABLE, `datastore not available: ${(err as Error)?.message ?? err}`);
+    }
+  }
+  const d = delegate();
+  const file = d.findInPath(type, req.path);
+  if (!file) throw new CniError(ERR_PLUGIN_NOT_AVAILABLE, `ipam plugin ${type} not found in CNI_PATH`);
+  if (d.pluginSupports(file, '1.1.0')) {
+    try {
+      d.delegateIpam(req, 'STATUS');
+    } catch (err) {
+      if (err instanceof CniError && err.code >= 50 && err.code <= 99) throw err;
+      throw new CniError(ERR_PLUGIN_NOT_AVAILABLE, `ipam ${type} status: ${(err as Error)?.message ?? err}`);
+    }
+  }
+}
+
+async function gc(req: CniRequest): Promise<void> {
+  setup(req);
+  const raw = req.config['cni.dev/valid-attachments'];
+  const valid = new Set((Array.isArray(raw) ? raw : []).map((a) => `${a?.containerID}\u0000${a?.ifname}`));
+  const net = req.config.name;
+  const dp = pod();
+  const { NetlinkSocket } = require('../../lib/netlink/socket') as typeof import('../../lib/netlink/socket');
+  const nlHost = NetlinkSocket.open();
+  const errors: string[] = [];
+  try {
+    for (const a of listAttachments(net)) {
+      if (valid.has(`${a.containerId}\u0000${a.ifname}`)) continue;
+      const sub: CniRequest = { ...req, verb: 'DEL', containerId: a.containerId, ifname: a.ifname, netns: '' };
+      try {
+        if (ownsLink(nlHost, a.hostIfname, a.hostIndex)) dp.teardownPod(nlHost, a.hostIfname);
+        await ipamDel(sub);
+        removeAttachment(net, a.containerId, a.ifname);
+        log.info('gc: released attachment', { containerId: a.containerId, ifname: a.ifname, hostIfname: a.hostIfname });
+      } catch (err) {
+        errors.push(`${a.containerId}/${a.ifname}: ${(err as Error)?.message ?? err}`);
+      }
+    }
+  } finally {
+    nlHost.close();
+  }
+  if (ipamType(req) === OWN_IPAM) await ownIpam().ipamGc(req);
+  if (errors.length) throw new CniError(ERR_IPAM, 'gc failed for some attachments', errors.join('; '));
+}
+
+/** Entry point (called by plugins/main.ts). */
+export async function main(_argv?: string[]): Promise<void> {
+  await runPlugin({ add, del, check, status, gc }, ABOUT);
+}

@@ -1,0 +1,109 @@
+// The conformance suite on the etcd backend against a real etcd (Debian etcd-server),
+// plus what only this backend has: unreachable endpoints, failover, auth, compaction.
+import t from 'tap';
+import * as http from 'node:http';
+import { EtcdDatastore, EtcdError, KEY_PREFIX, prefixEnd } from '../../lib/datastore/etcd';
+import { ExpiredError, UnavailableError, type DatastoreSettings } from '../../lib/datastore/types';
+import { freePort, startEtcd, type EtcdServer } from '../helpers/etcd';
+import { runConformance } from './conformance';
+
+let etcd: EtcdServer;
+t.before(async () => { etcd = await startEtcd({ unsafeNoFsync: true }); });
+t.teardown(async () => { await etcd?.stop(); });
+
+const settings = (extra: Partial<DatastoreSettings> = {}): DatastoreSettings =>
+  ({ type: 'etcd', etcdEndpoints: [etcd.endpoint], ...extra });
+
+/** Raw gateway call for test setup. */
+async function gw(path: string, body: unknown, headers: Record<string, string> = {}): Promise<any> {
+  const r = await fetch(etcd.endpoint + path, { method: 'POST', body: JSON.stringify(body), headers });
+  return r.json();
+}
+
+t.test('conformance', async (t) => {
+  runConformance(t, {
+    atomicApply: true,
+    async fresh() {
+      const p = Buffer.from(KEY_PREFIX).toString('base64');
+      await gw('/v3/kv/deleterange', { key: p, range_end: prefixEnd(KEY_PREFIX) });
+      return new EtcdDatastore(settings());
+    },
+    async another() { return new EtcdDatastore(settings()); },
+  });
+});
+
+t.test('unreachable etcd fails with UnavailableError within the deadline', async (t) => {
+  const port = await freePort();
+  const ds = new EtcdDatastore({ type: 'etcd', etcdEndpoints: [`http://127.0.0.1:${port}`], timeoutMs: 500 });
+  const t0 = Date.now();
+  await t.rejects(ds.get('IPPool', 'x'), UnavailableError, 'connection refused');
+  t.ok(Date.now() - t0 < 600);
+  await ds.close();
+
+  // A server that accepts and never answers: the deadline ends the call.
+  const sockets = new Set<import('node:net').Socket>();
+  const silent = http.createServer(() => { /* never answers */ });
+  silent.on('connection', (s) => sockets.add(s));
+  await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r));
+  const port2 = (silent.address() as import('node:net').AddressInfo).port;
+  const ds2 = new EtcdDatastore({ type: 'etcd', etcdEndpoints: [`127.0.0.1:${port2}`], timeoutMs: 300 });
+  const t1 = Date.now();
+  await t.rejects(ds2.create({ kind: 'IPAMConfig', metadata: { name: 'default' }, spec: { strictAffinity: false, maxBlocksPerHost: 0, autoAllocateBlocks: true } }), UnavailableError, 'silent server');
+  const took = Date.now() - t1;
+  t.ok(took >= 290 && took < 800, `deadline honoured (${took} ms)`);
+  await t.rejects(ds2.ping(), UnavailableError);
+  await ds2.close();
+  for (const s of sockets) s.destroy();
+  await new Promise((r) => silent.close(r));
+});
+
+t.test('fails over to the next endpoint', async (t) => {
+  const dead = `http://127.0.0.1:${await freePort()}`;
+  const ds = new EtcdDatastore({ type: 'etcd', etcdEndpoints: [dead, etcd.endpoint] });
+  await ds.ping();
+  const r = await ds.create({ kind: 'BGPPeer', metadata: { name: 'failover' }, spec: { peerIP: '198.18.0.1', asNumber: 64512 } });
+  t.equal((await ds.get('BGPPeer', 'failover')).metadata.revision, r.metadata.revision);
+  await ds.delete('BGPPeer', 'failover');
+  await ds.close();
+});
+
+t.test('watch from a compacted revision reports ExpiredError', async (t) => {
+  const ds = new EtcdDatastore(settings());
+  const a = await ds.create({ kind: 'BGPPeer', metadata: { name: 'compact' }, spec: {} });
+  const b = await ds.update(a);
+  await ds.update(b);
+  await gw('/v3/kv/compaction', { revision: b.metadata.revision, physical: true });
+  const err = await new Promise<Error>((resolve) => {
+    ds.watch('BGPPeer', String(Number(a.metadata.revision) - 1), { onEvent: () => {}, onError: resolve });
+  });
+  t.type(err, ExpiredError);
+  await ds.delete('BGPPeer', 'compact');
+  await ds.close();
+});
+
+t.test('username and password authentication', async (t) => {
+  // Runs last: enables auth on this etcd, then turns it off again.
+  await gw('/v3/auth/user/add', { name: 'root', password: 'rootpw' });
+  await gw('/v3/auth/role/add', { name: 'root' });
+  await gw('/v3/auth/user/grant', { user: 'root', role: 'root' });
+  await gw('/v3/auth/enable', {});
+  t.teardown(async () => {
+    const { token } = await gw('/v3/auth/authenticate', { name: 'root', password: 'rootpw' });
+    await gw('/v3/auth/disable', {}, { authorization: token });
+  });
+  const anon = new EtcdDatastore(settings());
+  await t.rejects(anon.get('IPPool', 'x'), EtcdError, 'no credentials: refused');
+  await anon.close();
+  const ds = new EtcdDatastore(settings({ etcdUsername: 'root', etcdPassword: 'rootpw' }));
+  const p = await ds.create({ kind: 'IPPool', metadata: { name: 'auth' }, spec: { cidr: '10.244.0.0/16', blockSize: 26, ipipMode: 'Never', vxlanMode: 'Never', natOutgoing: true, nodeSelector: 'all()', disabled: false } });
+  const events: string[] = [];
+  await new Promise<void>((resolve, reject) => {
+    const w = ds.watch('IPPool', String(Number(p.metadata.revision) - 1), {
+      onEvent: (e) => { events.push(`${e.type} ${e.object.metadata.name}`); w.close(); resolve(); },
+      onError: reject,
+    });
+  });
+  t.same(events, ['ADDED auth']);
+  await ds.delete('IPPool', 'auth');
+  await ds.close();
+});

@@ -1,0 +1,95 @@
+// lib/ipam/cni.ts in-process against the embedded store: the verbs, repeated ADD, specific
+// addresses, GC, error codes naming pool and node, and code 11 when etcd is unreachable.
+import t from 'tap';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { ipamAdd, ipamCheck, ipamDel, ipamGc, ipamStatus } from '../../lib/ipam/cni';
+import { CniError } from '../../lib/cni/errors';
+import type { CniRequest, NetConf } from '../../lib/cni/types';
+import { EmbeddedDatastore } from '../../lib/datastore/embedded';
+import { freePort } from '../helpers/etcd';
+
+const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'brindle-ipam-cni-'));
+process.env.BRINDLE_RUN_DIR = dir;
+t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+function req(verb: CniRequest['verb'], containerId: string, conf: Partial<NetConf> & { ipam?: Record<string, unknown> }, args: Record<string, string> = {}): CniRequest {
+  const config = { cniVersion: '1.1.0', name: 'net1', type: 'brindle-ipam', nodename: 'node1', embedded_path: path.join(dir, 'db'), ...conf } as NetConf;
+  config.ipam = { type: 'brindle-ipam', ...(conf.ipam ?? {}) };
+  return { verb, containerId, netns: '/var/run/netns/x', ifname: 'eth0', args, path: [], config };
+}
+
+async function code(p: Promise<unknown>): Promise<{ code: number; msg: string } | undefined> {
+  try { await p; return undefined; } catch (err) {
+    if (!(err instanceof CniError)) throw err;
+    return { code: err.code, msg: err.msg };
+  }
+}
+
+t.test('ADD, repeated ADD, CHECK, DEL twice (dual-stack)', async (t) => {
+  const conf = { ipam: { assign_ipv6: 'true', default_ipv6_pool: 'fd00:10:244::/48' } };
+  const r = await ipamAdd(req('ADD', 'c1', conf));
+  t.same(r, { cniVersion: '1.1.0', ips: [{ address: '10.244.0.0/32' }, { address: 'fd00:10:244::/128' }] });
+  t.same(await ipamAdd(req('ADD', 'c1', conf)), r, 'repeated ADD returns the same');
+  await ipamCheck(req('CHECK', 'c1', { ...conf, prevResult: r }));
+  const bad = await code(ipamCheck(req('CHECK', 'c1', { ...conf, prevResult: { cniVersion: '1.1.0', ips: [{ address: '10.244.9.9/32' }] } })));
+  t.equal(bad?.code, 102);
+  await ipamDel(req('DEL', 'c1', conf));
+  await ipamDel(req('DEL', 'c1', conf));
+  t.equal((await code(ipamCheck(req('CHECK', 'c1', { ...conf, prevResult: r }))))?.code, 102);
+  await ipamStatus(req('STATUS', '', conf));
+});
+
+t.test('specific addresses: IP= and the ips capability; taken -> 124 naming the address', async (t) => {
+  const a = await ipamAdd(req('ADD', 's1', {}, { IP: '10.244.7.7', IgnoreUnknown: 'true' }));
+  t.same(a.ips, [{ address: '10.244.7.7/32' }]);
+  const b = await ipamAdd(req('ADD', 's2', { runtimeConfig: { ips: ['10.244.7.8/24'] } }));
+  t.same(b.ips, [{ address: '10.244.7.8/32' }]);
+  const c = await code(ipamAdd(req('ADD', 's3', {}, { IP: '10.244.7.7' })));
+  t.equal(c?.code, 124);
+  t.match(String(c?.msg), /10\.244\.7\.7/);
+  await ipamDel(req('DEL', 's1', {}));
+  await ipamDel(req('DEL', 's2', {}));
+});
+
+t.test('errors: exhausted pool (120), no pool for node (122), names pool and node', async (t) => {
+  const ds = new EmbeddedDatastore({ embeddedPath: path.join(dir, 'db2') });
+  await ds.create({ kind: 'IPPool', metadata: { name: 'tiny' }, spec: { cidr: '10.9.0.0/31', blockSize: 31, ipipMode: 'Never', vxlanMode: 'Never', natOutgoing: false, nodeSelector: 'all()', disabled: false } });
+  await ds.create({ kind: 'IPPool', metadata: { name: 'east' }, spec: { cidr: '10.8.0.0/24', blockSize: 26, ipipMode: 'Never', vxlanMode: 'Never', natOutgoing: false, nodeSelector: "zone == 'east'", disabled: false } });
+  await ds.close();
+  const conf = { embedded_path: path.join(dir, 'db2'), ipam: { ipv4_pools: ['tiny'] } };
+  await ipamAdd(req('ADD', 'e1', conf));
+  await ipamAdd(req('ADD', 'e2', conf));
+  const e = await code(ipamAdd(req('ADD', 'e3', conf)));
+  t.equal(e?.code, 120);
+  t.match(String(e?.msg), /pool tiny exhausted for node node1/);
+  const n = await code(ipamAdd(req('ADD', 'e4', { embedded_path: path.join(dir, 'db2'), ipam: { ipv4_pools: ['east'] } })));
+  t.equal(n?.code, 122);
+  t.match(String(n?.msg), /east selects node node1/);
+  const v6 = await code(ipamAdd(req('ADD', 'e5', { embedded_path: path.join(dir, 'db2'), ipam: { assign_ipv4: 'false', assign_ipv6: 'true' } })));
+  t.equal(v6?.code, 122);
+});
+
+t.test('GC releases this network\'s handles not among the valid attachments', async (t) => {
+  const conf = { embedded_path: path.join(dir, 'db3') };
+  for (const id of ['g1', 'g2', 'g3']) await ipamAdd(req('ADD', id, conf));
+  await ipamAdd(req('ADD', 'g9', { ...conf, name: 'other' }));
+  await ipamGc(req('GC', '', { ...conf, 'cni.dev/valid-attachments': [{ containerID: 'g2', ifname: 'eth0' }] }));
+  const ds = new EmbeddedDatastore({ embeddedPath: path.join(dir, 'db3') });
+  const { items } = await ds.list('IPAMHandle');
+  t.same(items.map((h) => h.spec.handleID).sort(), ['net1.g2', 'other.g9']);
+  await ds.close();
+});
+
+t.test('etcd unreachable: code 11 within the deadline, STATUS 50', async (t) => {
+  const port = await freePort();
+  const conf = { datastore_type: 'etcd', etcd_endpoints: [`http://127.0.0.1:${port}`], datastore_timeout_ms: 500 };
+  const t0 = Date.now();
+  const e = await code(ipamAdd(req('ADD', 'u1', conf)));
+  const took = Date.now() - t0;
+  t.equal(e?.code, 11, String(e?.msg));
+  t.ok(took < 5500, `answered in ${took} ms`);
+  t.equal((await code(ipamDel(req('DEL', 'u1', conf))))?.code, 11);
+  t.equal((await code(ipamStatus(req('STATUS', '', conf))))?.code, 50);
+});
