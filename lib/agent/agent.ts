@@ -10,7 +10,7 @@ import { ConflictError, NotFoundError } from '../datastore/types';
 import { parseCidr, tryParseCidr, tryParseIp, networkOf, type Cidr } from '../ip';
 import { computePeers, nodeAddress, nodeAsn, type PeerConfig } from './peers';
 import { computeOriginations } from './originations';
-import { blackholeRoute, forwardingRoute, type ForwardingContext, type PoolInfo, type RemoteNode } from './forwarding';
+import { blackholeRoute, Forwarder, type ForwardingContext, type PoolInfo, type RemoteNode } from './forwarding';
 import { RouteProgrammer, type KRoute, type RouteTable } from '../dataplane/routes';
 import { Metrics } from './metrics';
 import { serveStatus, SOCKET_NAME, type AgentStatus } from './status';
@@ -79,6 +79,7 @@ export class Agent {
   private programmer: RouteProgrammer;
   readonly metrics: Metrics;
   private ctx?: ForwardingContext;
+  private fwd?: Forwarder;
   private asn = 0;
   private routerId = '';
   private myCidr4?: string;
@@ -292,6 +293,7 @@ export class Agent {
       tunlIndex: tunl,
       resolve: (nh) => { try { return o.dataplane.resolve(nh); } catch { return undefined; } },
     };
+    this.fwd = new Forwarder(this.ctx);
     const desired: KRoute[] = orig.blocks.map(blackholeRoute);
     const routeProblems: string[] = [];
     for (const [prefix, nhs] of this.learned) {
@@ -305,7 +307,7 @@ export class Agent {
   }
 
   private forward(prefix: string, nhs: string[], problems: string[]): KRoute | undefined {
-    const r = forwardingRoute(prefix, nhs, this.ctx!);
+    const r = this.fwd!.route(prefix, nhs);
     for (const p of r.problems) problems.push(p);
     return r.route;
   }

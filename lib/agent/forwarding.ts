@@ -28,6 +28,8 @@ export interface ForwardingContext {
 
 export interface ForwardingResult { route?: KRoute; problems: string[] }
 
+const NO_PROBLEMS: string[] = [];
+
 type Hop = { gateway?: string; oif?: number; onlink?: boolean };
 
 /** The pool a prefix belongs to (the longest pool containing it). */
@@ -90,6 +92,68 @@ export function forwardingRoute(prefix: string, nextHops: string[], ctx: Forward
     route: { family: c.family, dst: prefix, multipath: list.map((h) => ({ gateway: h.gateway, oif: h.oif!, ...(h.onlink ? { onlink: true } : {}) })) },
     problems,
   };
+}
+
+/** Parses an IPv4 "a.b.c.d/len" to [value, len] without BigInt; undefined for anything else. */
+function fastV4(prefix: string): [number, number] | undefined {
+  let v = 0, part = 0, dots = 0, digits = 0;
+  for (let i = 0; i < prefix.length; i++) {
+    const c = prefix.charCodeAt(i);
+    if (c >= 48 && c <= 57) { part = part * 10 + (c - 48); if (++digits > 3 || part > 255) return undefined; continue; }
+    if (digits === 0) return undefined;
+    if (c === 46 && dots < 3) { v = v * 256 + part; part = 0; digits = 0; dots++; continue; }
+    if (c === 47 && dots === 3) {
+      v = v * 256 + part;
+      const len = Number(prefix.slice(i + 1));
+      if (!Number.isInteger(len) || len < 0 || len > 32 || String(len) !== prefix.slice(i + 1)) return undefined;
+      return [v, len];
+    }
+    return undefined;
+  }
+  return undefined;
+}
+
+/**
+ * forwardingRoute with the per-(pool, next hops) decision cached: 100,000 routes learned from
+ * one peer share a handful of decisions, so the hot path is a lookup and one small object.
+ * Create a new one whenever the context changes.
+ */
+export class Forwarder {
+  private readonly cache = new Map<string, ForwardingResult>();
+  private readonly v4pools: { base: number; len: number; idx: number }[] = [];
+  constructor(readonly ctx: ForwardingContext) {
+    ctx.pools.forEach((p, idx) => {
+      if (p.cidr.family === 4) this.v4pools.push({ base: Number(p.cidr.value), len: p.cidr.len, idx });
+    });
+  }
+
+  route(prefix: string, nextHops: string[]): ForwardingResult {
+    if (this.ctx.ownPrefixes.has(prefix) || nextHops.length === 0) return { problems: [] };
+    const v4 = fastV4(prefix);
+    if (!v4) return forwardingRoute(prefix, nextHops, this.ctx);
+    let pool = -1, plen = -1;
+    for (const p of this.v4pools) {
+      if (p.len > v4[1] || p.len <= plen) continue;
+      const shift = 32 - p.len;
+      if (p.len === 0 || Math.floor(v4[0] / 2 ** shift) === Math.floor(p.base / 2 ** shift)) { pool = p.idx; plen = p.len; }
+    }
+    const key = `${pool}|${nextHops.join(',')}`;
+    let tmpl = this.cache.get(key);
+    if (!tmpl) {
+      // Decide for a representative prefix of that pool (or of no pool): same hops for all.
+      tmpl = forwardingRoute(prefix, nextHops, this.ctx);
+      this.cache.set(key, tmpl);
+    }
+    if (!tmpl.route) return tmpl;
+    const r = tmpl.route;
+    const route: KRoute = r.multipath
+      ? { family: 4, dst: prefix, multipath: r.multipath }
+      : { family: 4, dst: prefix, gateway: r.gateway, oif: r.oif, onlink: r.onlink };
+    if (route.gateway === undefined) delete route.gateway;
+    if (route.oif === undefined) delete route.oif;
+    if (route.onlink === undefined) delete route.onlink;
+    return { route, problems: tmpl.problems.length ? tmpl.problems.map((p) => p.replace(tmpl!.route!.dst, prefix)) : NO_PROBLEMS };
+  }
 }
 
 /** A blackhole route for a block this node owns. */

@@ -31,7 +31,9 @@ export function queryAgent(socketPath: string, timeoutMs = 3000): Promise<AgentS
       const nl = buf.indexOf('\n');
       if (nl < 0) return;
       clearTimeout(timer);
-      sock.destroy();
+      // Half-close rather than destroy: the agent may still be writing its end.
+      sock.end();
+      setTimeout(() => sock.destroy(), 200).unref();
       try {
         const v = JSON.parse(buf.slice(0, nl));
         if (v && typeof v.error === 'string') return reject(new CtlError(`brindle agent: ${v.error}`));

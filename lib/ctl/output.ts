@@ -61,5 +61,7 @@ export function percent(used: bigint | number, total: bigint | number): string {
   const t = Number(total);
   if (!t) return '0%';
   const p = (Number(used) / t) * 100;
+  if (p > 0 && p < 0.1) return '<0.1%';
+  if (p < 100 && p > 99.9) return '>99.9%';
   return p > 0 && p < 10 ? `${p.toFixed(1)}%` : `${Math.round(p)}%`;
 }

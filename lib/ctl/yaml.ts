@@ -20,13 +20,11 @@ interface Line { indent: number; text: string; no: number }
 export function parseYamlDocuments(text: string): YamlDocument[] {
   const docs: YamlDocument[] = [];
   let cur: Line[] = [];
-  let start = 1;
-  let startSet = false;
   const raw = text.replace(/^\uFEFF/, '').split(/\r?\n/);
   const flush = (): void => {
-    if (cur.length) docs.push({ value: new Parser(cur).document(), line: cur[0].no });
+    const first = cur.find((l) => l.indent >= 0);
+    if (first) docs.push({ value: new Parser(cur).document(), line: first.no });
     cur = [];
-    startSet = false;
   };
   for (let i = 0; i < raw.length; i++) {
     const no = i + 1;
@@ -43,11 +41,9 @@ export function parseYamlDocuments(text: string): YamlDocument[] {
     if (m[2].startsWith('\t')) throw new YamlError(no, 'tab used for indentation');
     const body = stripComment(m[2], no);
     if (!body.trim()) { cur.push({ indent: -1, text: m[2], no }); continue; }
-    if (!startSet) { start = no; startSet = true; }
     cur.push({ indent: m[1].length, text: body.replace(/\s+$/, ''), no });
   }
   flush();
-  void start;
   return docs;
 }
 

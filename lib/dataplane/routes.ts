@@ -111,11 +111,12 @@ export class RouteProgrammer {
 
   /** Sets (or, with undefined, clears) the desired route for one destination. */
   set(family: 4 | 6, dst: string, route: KRoute | undefined): void {
-    const k = routeKey({ family, dst });
+    const k = family === 4 ? `4|${dst}` : `6|${dst}`;
     if (route) {
       const cur = this.desired.get(k);
       if (cur && routeSignature(cur) === routeSignature(route)) return;
-      this.desired.set(k, { ...route, protocol: this.protocol });
+      route.protocol = this.protocol;
+      this.desired.set(k, route);
     } else if (!this.desired.delete(k)) {
       return;
     }
@@ -144,7 +145,9 @@ export class RouteProgrammer {
   flush(): FlushReport {
     const t0 = performance.now();
     const toReplace: KRoute[] = [];
+    const replaceKeys: string[] = [];
     const toDelete: KRoute[] = [];
+    const deleteKeys: string[] = [];
     for (const k of this.dirty) {
       const want = this.desired.get(k);
       const have = this.installed.get(k);
@@ -155,9 +158,11 @@ export class RouteProgrammer {
           continue;
         }
         toReplace.push(want);
+        replaceKeys.push(k);
       } else if (have) {
         if (have.adopted && this.holding) { this.dirty.delete(k); continue; }
         toDelete.push(have.route);
+        deleteKeys.push(k);
       } else {
         this.dirty.delete(k);
       }
@@ -165,25 +170,25 @@ export class RouteProgrammer {
     const report: FlushReport = { replaced: 0, deleted: 0, errors: [], ms: 0 };
     if (toReplace.length) {
       const errs = this.table.replace(toReplace);
-      toReplace.forEach((r, i) => {
-        const k = routeKey(r);
+      for (let i = 0; i < toReplace.length; i++) {
         const e = errs[i];
-        if (e) { report.errors.push({ route: r, op: 'replace', error: e }); return; }
-        this.installed.set(k, { route: r, adopted: false });
+        if (e) { report.errors.push({ route: toReplace[i], op: 'replace', error: e }); continue; }
+        const k = replaceKeys[i];
+        this.installed.set(k, { route: toReplace[i], adopted: false });
         this.dirty.delete(k);
         report.replaced++;
-      });
+      }
     }
     if (toDelete.length) {
       const errs = this.table.del(toDelete);
-      toDelete.forEach((r, i) => {
-        const k = routeKey(r);
+      for (let i = 0; i < toDelete.length; i++) {
         const e = errs[i];
-        if (e) { report.errors.push({ route: r, op: 'del', error: e }); return; }
+        if (e) { report.errors.push({ route: toDelete[i], op: 'del', error: e }); continue; }
+        const k = deleteKeys[i];
         this.installed.delete(k);
         this.dirty.delete(k);
         report.deleted++;
-      });
+      }
     }
     report.ms = performance.now() - t0;
     return report;

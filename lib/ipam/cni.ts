@@ -60,7 +60,8 @@ function open(req: CniRequest): Opened {
     lock: async (n, fn) => {
       const { withFileLock } = require('../native/flock') as typeof import('../native/flock');
       try { fs.mkdirSync(dir, { recursive: true }); } catch { /* the lock open reports it */ }
-      return withFileLock(`${dir}/ipam-${n.replace(/[/\0]/g, '_')}.lock`, fn, { timeoutMs: deadlineMs });
+      // A blocking flock (woken at once on release); run()'s deadline bounds the wait.
+      return withFileLock(`${dir}/ipam-${n.replace(/[/\0]/g, '_')}.lock`, fn);
     },
   });
   return { ds, ipam, node, ic, handle: handleOf(req.config, req.containerId), deadlineMs };

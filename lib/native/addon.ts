@@ -20,7 +20,7 @@ export function loadNativeAddon<T = any>(name: AddonName): T {
   const file = nativeAddonPath(name);
   const mod = { exports: {} as any };
   // RTLD_NOW; the addon's own symbols stay local.
-  process.dlopen(mod, file, fs.constants?.RTLD_NOW ?? 2);
+  process.dlopen(mod, file, (require("node:os").constants.dlopen.RTLD_NOW as number));
   loaded.set(name, mod.exports);
   return mod.exports as T;
 }

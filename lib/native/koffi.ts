@@ -4,7 +4,7 @@ import type * as Koffi from 'koffi';
 import { loadNativeAddon } from './addon';
 
 let k: typeof Koffi | undefined;
-let libcHandle: Koffi.IKoffiLib | undefined;
+let libcHandle: Koffi.LibraryHandle | undefined;
 
 /** The koffi API (the native module's exports are the API). */
 export function koffi(): typeof Koffi {
@@ -12,6 +12,6 @@ export function koffi(): typeof Koffi {
 }
 
 /** One process-wide handle on libc.so.6 (each load costs 2–3 ms). */
-export function libcLib(): Koffi.IKoffiLib {
+export function libcLib(): Koffi.LibraryHandle {
   return (libcHandle ??= koffi().load('libc.so.6'));
 }

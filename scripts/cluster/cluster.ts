@@ -110,6 +110,9 @@ export class Cluster {
       ip(['-n', this.fabric, 'link', 'set', `n${i}`, 'master', 'br0', 'up']);
       ip(['-n', ns, 'addr', 'add', `${addr}/24`, 'dev', 'eth0']);
       ip(['-n', ns, 'link', 'set', 'eth0', 'up']);
+      // A node has a default route (here to the fabric bridge, which routes nowhere): proxy ARP
+      // for the pods' gateway 169.254.1.1 only answers when the node has a route to it.
+      ip(['-n', ns, 'route', 'add', 'default', 'via', FABRIC_GW, 'dev', 'eth0']);
       // A node routes for its pods: what a Kubernetes node has (kube-proxy/the CNI set it).
       execFileSync('ip', ['netns', 'exec', ns, 'sysctl', '-qw', 'net.ipv4.ip_forward=1']);
       const nodeDir = path.join(this.dir, name);

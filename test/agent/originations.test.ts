@@ -74,3 +74,16 @@ for (const c of fcases) {
     t.equal(r.problems.length, c.problems ?? 0);
   });
 }
+
+import { Forwarder } from '../../lib/agent/forwarding';
+t.test('Forwarder gives the same routes as forwardingRoute', async (t) => {
+  const ctx = base();
+  ctx.tunlIndex = 9;
+  const f = new Forwarder(ctx);
+  for (const c of fcases) {
+    if (c.ctx) continue;
+    t.same(f.route(c.prefix, c.nh).route, forwardingRoute(c.prefix, c.nh, ctx).route, c.name);
+    t.same(f.route(c.prefix, c.nh).route, forwardingRoute(c.prefix, c.nh, ctx).route, `${c.name} (cached)`);
+  }
+  t.same(f.route('10.250.7.0/26', ['198.18.0.12']).route, { family: 4, dst: '10.250.7.0/26', gateway: '10.250.0.1', oif: 7, onlink: true });
+});

@@ -55,9 +55,9 @@ t.test('route reflector with bird and gobgp as clients', async (t) => {
   ]);
   sp.setOriginated([{ prefix: '10.244.0.0/26' }]);
   await sp.start();
-  const bird = await Bird.start(scope, fab.nodes[1], birdConfig({ routerId: birdIp, asn: 64512, staticRoutes: ['10.244.1.0/26'], neighbors: [{ name: 'rr', address: rr, asn: 64512 }] }));
+  const bird = await Bird.start(scope, fab.nodes[1], birdConfig({ routerId: birdIp, asn: 64512, staticRoutes: ['10.244.1.0/26'], neighbors: [{ name: 'reflector', address: rr, asn: 64512 }] }));
   const gobgp = await Gobgp.start(scope, fab.nodes[2], gobgpConfig({ routerId: gobgpIp, asn: 64512, neighbors: [{ address: rr, asn: 64512 }] }));
-  await bird.waitProtocol('rr');
+  await bird.waitProtocol('reflector');
   await gobgp.waitEstablished(rr);
   gobgp.addRoute('10.244.3.0/26');
   await waitFor(() => routes.get('10.244.1.0/26') && routes.get('10.244.3.0/26'), 10_000, 'client routes at the reflector');
@@ -72,5 +72,5 @@ t.test('route reflector with bird and gobgp as clients', async (t) => {
   const text = bird.routes('10.244.3.0/26');
   t.match(text, new RegExp(`BGP.originator_id: ${gobgpIp.replace(/\./g, '\\.')}`));
   t.match(text, /BGP.cluster_list: 1\.1\.1\.1/);
-  t.ok(bird.routesFrom('rr').includes('10.244.0.0/26'), 'our own origination in bird');
+  t.ok(bird.routesFrom('reflector').includes('10.244.0.0/26'), 'our own origination in bird');
 });

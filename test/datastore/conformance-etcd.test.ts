@@ -107,3 +107,38 @@ t.test('username and password authentication', async (t) => {
   await ds.delete('IPPool', 'auth');
   await ds.close();
 });
+
+t.test('TLS with client certificates', async (t) => {
+  const { execFileSync } = await import('node:child_process');
+  const fs = await import('node:fs');
+  const os = await import('node:os');
+  const path = await import('node:path');
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'brindle-etcd-tls-'));
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const f = (n: string) => path.join(dir, n);
+  const ssl = (...args: string[]) => execFileSync('openssl', args, { stdio: 'pipe' });
+  ssl('req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', f('ca.key'), '-out', f('ca.crt'), '-days', '1', '-subj', '/CN=brindle-test-ca');
+  // etcd 3.4's JSON gateway dials its own gRPC port with the server certificate: it needs clientAuth too.
+  for (const who of ['server', 'client']) {
+    ssl('req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', f(`${who}.key`), '-out', f(`${who}.csr`), '-subj', `/CN=${who}`);
+    fs.writeFileSync(f(`${who}.ext`), who === 'server' ? 'subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth,clientAuth\n' : 'extendedKeyUsage=clientAuth\n');
+    ssl('x509', '-req', '-in', f(`${who}.csr`), '-CA', f('ca.crt'), '-CAkey', f('ca.key'), '-CAcreateserial', '-out', f(`${who}.crt`), '-days', '1', '-extfile', f(`${who}.ext`));
+  }
+  const secure = await startEtcd({ unsafeNoFsync: true, tls: { certFile: f('server.crt'), keyFile: f('server.key'), caFile: f('ca.crt') } });
+  t.teardown(() => secure.stop());
+  t.match(secure.endpoint, /^https:/);
+  const ds = new EtcdDatastore({
+    type: 'etcd', etcdEndpoints: [secure.endpoint],
+    etcdCaCertFile: f('ca.crt'), etcdCertFile: f('client.crt'), etcdKeyFile: f('client.key'),
+  });
+  const r = await ds.create({ kind: 'IPAMConfig', metadata: { name: 'default' }, spec: { strictAffinity: true, maxBlocksPerHost: 4, autoAllocateBlocks: true } });
+  t.equal((await ds.get('IPAMConfig', 'default')).metadata.revision, r.metadata.revision);
+  const ev = await new Promise<string>((resolve, reject) => {
+    const w = ds.watch('IPAMConfig', String(Number(r.metadata.revision) - 1), { onEvent: (e) => { w.close(); resolve(e.type); }, onError: reject });
+  });
+  t.equal(ev, 'ADDED', 'watch over TLS');
+  await ds.close();
+  const noCert = new EtcdDatastore({ type: 'etcd', etcdEndpoints: [secure.endpoint], etcdCaCertFile: f('ca.crt'), timeoutMs: 1000 });
+  await t.rejects(noCert.ping(), 'no client certificate: refused');
+  await noCert.close();
+});

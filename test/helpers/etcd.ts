@@ -22,6 +22,8 @@ export interface EtcdOptions {
   /** Ports; default: free ports on 127.0.0.1, or 2379/2380 inside a namespace. */
   clientPort?: number;
   peerPort?: number;
+  /** Serve clients over TLS with these files, requiring client certificates signed by caFile. */
+  tls?: { certFile: string; keyFile: string; caFile: string };
   /** Readiness deadline (default 20 s). */
   timeoutMs?: number;
 }
@@ -73,7 +75,7 @@ export async function startEtcd(opts: EtcdOptions = {}): Promise<EtcdServer> {
   const useFlag = opts.unsafeNoFsync === true && hasNoFsyncFlag();
   const base = opts.unsafeNoFsync && !useFlag && fs.existsSync('/dev/shm') ? '/dev/shm' : os.tmpdir();
   const dataDir = fs.mkdtempSync(path.join(base, 'brindle-etcd-'));
-  const endpoint = `http://${host.includes(':') ? `[${host}]` : host}:${clientPort}`;
+  const endpoint = `${opts.tls ? 'https' : 'http'}://${host.includes(':') ? `[${host}]` : host}:${clientPort}`;
   const peer = `http://${host.includes(':') ? `[${host}]` : host}:${peerPort}`;
   const args = [
     '--name', 'brindle-test',
@@ -87,6 +89,7 @@ export async function startEtcd(opts: EtcdOptions = {}): Promise<EtcdServer> {
     '--logger', 'zap',
     '--log-outputs', 'stderr',
     ...(useFlag ? ['--unsafe-no-fsync'] : []),
+    ...(opts.tls ? ['--cert-file', opts.tls.certFile, '--key-file', opts.tls.keyFile, '--trusted-ca-file', opts.tls.caFile, '--client-cert-auth'] : []),
   ];
   const proc = inNs
     ? spawn('ip', ['netns', 'exec', opts.ns!, ETCD_BIN, ...args], { stdio: ['ignore', 'ignore', 'pipe'] })

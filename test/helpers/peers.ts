@@ -12,13 +12,15 @@ export async function waitFor<T>(fn: () => T | undefined | null | false | Promis
   const deadline = Date.now() + timeoutMs;
   let last: unknown;
   for (;;) {
-    try { const v = await fn(); if (v) return v; } catch (err) { last = err; }
+    try { const v = await fn(); if (v) return v; } catch (err) { if ((err as { fatal?: boolean }).fatal) throw err; last = err; }
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
     await new Promise((r) => setTimeout(r, intervalMs));
   }
 }
 
 let seq = 0;
+
+function fatal(msg: string): Error { return Object.assign(new Error(msg), { fatal: true }); }
 
 export interface Fabric {
   /** The namespace holding the bridge. */
@@ -138,7 +140,7 @@ export class Bird {
     const log = fs.openSync(path.join(this.dir, 'bird.log'), 'a');
     this.proc = this.scope.track(nsSpawn(this.ns, 'bird', ['-f', '-c', this.confFile, '-s', this.ctl, '-P', path.join(this.dir, 'bird.pid'), ...extra], { stdio: ['ignore', log, log] }));
     fs.closeSync(log);
-    await waitFor(() => { if (this.proc.exitCode !== null) throw new Error(`bird exited: ${this.log().slice(-2000)}`); return this.birdc('show', 'status').includes('Daemon is up'); }, 10_000, 'bird to start');
+    await waitFor(() => { if (this.proc.exitCode !== null) throw fatal(`bird exited: ${this.log().slice(-2000)}`); return this.birdc('show', 'status').includes('Daemon is up'); }, 10_000, 'bird to start');
   }
 
   /** birdc output (the banner line removed). */
@@ -233,7 +235,7 @@ export class Gobgp {
     const log = fs.openSync(path.join(g.dir, 'gobgpd.log'), 'a');
     g.proc = scope.track(nsSpawn(ns, 'gobgpd', ['-f', conf, '--api-hosts', '127.0.0.1:50051', '--pprof-disable', '-l', 'info'], { stdio: ['ignore', log, log] }));
     fs.closeSync(log);
-    await waitFor(() => { if (g.proc.exitCode !== null) throw new Error(`gobgpd exited: ${g.log().slice(-2000)}`); g.gobgp('global'); return true; }, 10_000, 'gobgpd to start', 200);
+    await waitFor(() => { if (g.proc.exitCode !== null) throw fatal(`gobgpd exited: ${g.log().slice(-2000)}`); g.gobgp('global'); return true; }, 10_000, 'gobgpd to start', 200);
     return g;
   }
 

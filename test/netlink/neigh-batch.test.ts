@@ -11,7 +11,7 @@ import { delRoutes, listRoutes, replaceRoutes, type Route } from '../../lib/netl
 import { addNeigh, appendNeigh, delNeigh, listNeighs, replaceNeigh } from '../../lib/netlink/neigh';
 import { NLM_F_CREATE, NLM_F_EXCL, NTF_SELF, NUD_PERMANENT, RTM_NEWADDR, RTPROT_BRINDLE } from '../../lib/netlink/constants';
 
-function setup(t: Tap.Test): { ns: string; nl: NetlinkSocket } {
+function setup(t: { teardown(fn: () => unknown): void }): { ns: string; nl: NetlinkSocket } {
   const scope = new Scope();
   t.teardown(() => scope.cleanup());
   const ns = scope.netns('nb');

@@ -17,7 +17,7 @@ import { IFA_F_NODAD, RTPROT_BRINDLE } from '../../lib/netlink/constants';
 
 const nsInode = () => fs.statSync('/proc/thread-self/ns/net').ino;
 
-function setup(t: Tap.Test, n = 1): { scope: Scope; ns: string[]; nl: NetlinkSocket } {
+function setup(t: { teardown(fn: () => unknown): void }, n = 1): { scope: Scope; ns: string[]; nl: NetlinkSocket } {
   const scope = new Scope();
   t.teardown(() => scope.cleanup());
   const ns = Array.from({ length: n }, () => scope.netns('nl'));

@@ -1,0 +1,133 @@
+// CNI ADD/DEL latency: the built `brindle` single executable against Debian's Go `ptp`, both
+// with `host-local` IPAM, interleaved run by run (alternating which goes first), inside
+// namespaces made here and removed at the end. Prints medians, p90 and the brindle/ptp ratio.
+//
+//   npm run bench -- cni [--n 100] [--bin dist/brindle] [--json out.json]
+//
+// The timing loop runs inside the node namespace (`ip netns exec`) so each plugin is spawned
+// directly, as a runtime would, with no `ip` in the measured path.
+import { execFileSync, spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+
+const REPO = path.resolve(__dirname, '..');
+
+function arg(name: string, def?: string): string | undefined {
+  const i = process.argv.indexOf(`--${name}`);
+  return i >= 0 ? process.argv[i + 1] : def;
+}
+
+interface Sample { brindleAdd: number[]; brindleDel: number[]; ptpAdd: number[]; ptpDel: number[]; brindleVersion: number[] }
+
+function quantile(xs: number[], q: number): number {
+  const s = [...xs].sort((a, b) => a - b);
+  if (!s.length) return NaN;
+  const pos = (s.length - 1) * q;
+  const lo = Math.floor(pos), hi = Math.ceil(pos);
+  return s[lo] + (s[hi] - s[lo]) * (pos - lo);
+}
+
+/** Inner loop: runs inside the node namespace. */
+function inner(): void {
+  const cfg = JSON.parse(fs.readFileSync(arg('inner')!, 'utf8'));
+  const n: number = cfg.n;
+  const baseEnv = (verb: string, cid: string, netns: string): NodeJS.ProcessEnv => {
+    const env: NodeJS.ProcessEnv = {
+      PATH: '/usr/sbin:/usr/bin:/sbin:/bin', CNI_COMMAND: verb, CNI_CONTAINERID: cid, CNI_NETNS: netns,
+      CNI_IFNAME: 'eth0', CNI_ARGS: 'IgnoreUnknown=1', CNI_PATH: cfg.cniPath, BRINDLE_STATE_DIR: cfg.stateDir,
+    };
+    if (process.env.NODE_EXTRA_CA_CERTS) env.NODE_EXTRA_CA_CERTS = process.env.NODE_EXTRA_CA_CERTS;
+    return env;
+  };
+  const run = (bin: string, verb: string, cid: string, netns: string, conf: string): number => {
+    const t0 = process.hrtime.bigint();
+    const r = spawnSync(bin, [], { env: baseEnv(verb, cid, netns), input: conf, encoding: 'utf8' });
+    const ms = Number(process.hrtime.bigint() - t0) / 1e6;
+    if (r.status !== 0) throw new Error(`${path.basename(bin)} ${verb} failed: ${r.stdout}${r.stderr}`);
+    return ms;
+  };
+  const s: Sample = { brindleAdd: [], brindleDel: [], ptpAdd: [], ptpDel: [], brindleVersion: [] };
+  const brindle = () => {
+    s.brindleAdd.push(run(cfg.brindle, 'ADD', 'benchb', cfg.podB, cfg.brindleConf));
+    s.brindleDel.push(run(cfg.brindle, 'DEL', 'benchb', cfg.podB, cfg.brindleConf));
+  };
+  const ptp = () => {
+    s.ptpAdd.push(run(cfg.ptp, 'ADD', 'benchp', cfg.podP, cfg.ptpConf));
+    s.ptpDel.push(run(cfg.ptp, 'DEL', 'benchp', cfg.podP, cfg.ptpConf));
+  };
+  // Warm-up (page cache, the extracted native addon), not counted.
+  for (let i = 0; i < 3; i++) { brindle(); ptp(); }
+  s.brindleAdd.length = s.brindleDel.length = s.ptpAdd.length = s.ptpDel.length = 0;
+  for (let i = 0; i < n; i++) {
+    if (i % 2 === 0) { brindle(); ptp(); } else { ptp(); brindle(); }
+    const t0 = process.hrtime.bigint();
+    spawnSync(cfg.brindle, [], { env: baseEnv('VERSION', '', ''), input: '{"cniVersion":"1.0.0"}' });
+    s.brindleVersion.push(Number(process.hrtime.bigint() - t0) / 1e6);
+  }
+  fs.writeSync(1, JSON.stringify(s));
+}
+
+function main(): void {
+  const n = Number(arg('n', '100'));
+  const bin = path.resolve(arg('bin', process.env.BRINDLE_BIN ?? path.join(REPO, 'dist', 'brindle'))!);
+  if (!fs.existsSync(bin)) {
+    console.error(`${bin} not found: run npm run build first`);
+    process.exit(2);
+  }
+  const tag = `bb${process.pid.toString(16)}`;
+  const node = `${tag}node`, podB = `${tag}podb`, podP = `${tag}podp`;
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), 'brindle-bench-'));
+  const ip = (...a: string[]) => execFileSync('ip', a, { stdio: ['ignore', 'pipe', 'pipe'] });
+  try {
+    for (const ns of [node, podB, podP]) { ip('netns', 'add', ns); ip('-n', ns, 'link', 'set', 'lo', 'up'); }
+    ip('-n', node, 'link', 'add', 'eth0', 'type', 'veth', 'peer', 'name', 'uplink0');
+    ip('-n', node, 'addr', 'add', '198.18.0.1/24', 'dev', 'eth0');
+    ip('-n', node, 'link', 'set', 'eth0', 'up');
+    ip('-n', node, 'link', 'set', 'uplink0', 'up');
+    ip('-n', node, 'route', 'add', 'default', 'via', '198.18.0.254');
+    const cniPath = path.join(root, 'bin');
+    fs.mkdirSync(cniPath);
+    for (const f of ['host-local', 'ptp']) fs.symlinkSync(`/usr/lib/cni/${f}`, path.join(cniPath, f));
+    fs.symlinkSync(bin, path.join(cniPath, 'brindle'));
+    const ipam = (sub: string) => ({ type: 'host-local', dataDir: path.join(root, 'ipam'), ranges: [[{ subnet: sub }]] });
+    const cfg = {
+      n, cniPath, stateDir: path.join(root, 'state'),
+      brindle: path.join(cniPath, 'brindle'), ptp: path.join(cniPath, 'ptp'),
+      podB: `/var/run/netns/${podB}`, podP: `/var/run/netns/${podP}`,
+      brindleConf: JSON.stringify({ cniVersion: '1.0.0', name: 'benchb', type: 'brindle', log_file_path: path.join(root, 'cni.log'), ipam: ipam('10.244.0.0/24') }),
+      ptpConf: JSON.stringify({ cniVersion: '1.0.0', name: 'benchp', type: 'ptp', ipMasq: false, mtu: 1500, ipam: ipam('10.245.0.0/24') }),
+    };
+    const cfgFile = path.join(root, 'bench.json');
+    fs.writeFileSync(cfgFile, JSON.stringify(cfg));
+    const tsx = path.join(REPO, 'node_modules', '.bin', 'tsx');
+    const out = execFileSync('ip', ['netns', 'exec', node, tsx, __filename, '--inner', cfgFile],
+      { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], maxBuffer: 64 << 20 });
+    const s = JSON.parse(out) as Sample;
+    const row = (name: string, xs: number[]) => `${name.padEnd(26)} ${quantile(xs, 0.5).toFixed(1).padStart(8)} ${quantile(xs, 0.9).toFixed(1).padStart(8)}`;
+    const ratioAdd = quantile(s.brindleAdd, 0.5) / quantile(s.ptpAdd, 0.5);
+    const ratioDel = quantile(s.brindleDel, 0.5) / quantile(s.ptpDel, 0.5);
+    const lines = [
+      `CNI latency, ${n} interleaved runs each (ms), cniVersion 1.0.0, host-local IPAM for both`,
+      `brindle: ${bin}`,
+      `NODE_EXTRA_CA_CERTS: ${process.env.NODE_EXTRA_CA_CERTS ? `set (${process.env.NODE_EXTRA_CA_CERTS}) and passed to the plugins` : 'not set'}`,
+      `${'case'.padEnd(26)} ${'median'.padStart(8)} ${'p90'.padStart(8)}`,
+      row('brindle ADD', s.brindleAdd),
+      row('ptp + host-local ADD', s.ptpAdd),
+      row('brindle DEL', s.brindleDel),
+      row('ptp + host-local DEL', s.ptpDel),
+      row('brindle VERSION (start-up)', s.brindleVersion),
+      `ratio ADD brindle/ptp: ${ratioAdd.toFixed(2)} (target <= 3)`,
+      `ratio DEL brindle/ptp: ${ratioDel.toFixed(2)}`,
+    ];
+    console.log(lines.join('\n'));
+    const json = arg('json');
+    if (json) fs.writeFileSync(json, JSON.stringify({ n, bin, nodeExtraCaCerts: !!process.env.NODE_EXTRA_CA_CERTS, samples: s, ratioAdd, ratioDel }, null, 2));
+  } finally {
+    for (const ns of [podB, podP, node]) { try { ip('netns', 'del', ns); } catch { /* gone */ } }
+    fs.rmSync(root, { recursive: true, force: true });
+  }
+}
+
+if (process.argv.includes('--inner')) inner();
+else main();
