@@ -83,7 +83,9 @@ async function main(): Promise<void> {
   const onSignal = () => { scope.cleanup().finally(() => process.exit(130)); };
   process.on('SIGINT', onSignal);
   try {
-    const { cmd, args: cmdArgs } = brindleCommand();
+    // --agent-cmd "node /tmp/brindle.js": run the agent from a bundle (e.g. while dist/ is stale).
+    const override = opt('agent-cmd', '');
+    const { cmd, args: cmdArgs } = override ? { cmd: override.split(' ')[0], args: override.split(' ').slice(1) } : brindleCommand();
     console.log(`bench bgp: rounds ${ROUNDS}, sizes ${SIZES.join(', ')}; agent ${cmd === process.execPath ? 'from sources (tsx)' : cmd}; NODE_EXTRA_CA_CERTS ${process.env.NODE_EXTRA_CA_CERTS ? 'set' : 'unset'}`);
     const results: Record<string, { agent: number[]; bird: number[]; agentFirst: number[]; birdFirst: number[] }> = {};
     let rss100k: number | undefined;

@@ -317,12 +317,21 @@ export class Agent {
     for (const p of list.slice(0, 20)) this.problems.set(`route:${p}`, p);
   }
 
+  // 100,000 routes from one peer share a few next-hop lists: keep one array per distinct list.
+  private readonly hopLists = new Map<string, string[]>();
+  private intern(nhs: string[]): string[] {
+    const k = nhs.length === 1 ? nhs[0] : nhs.join(',');
+    let v = this.hopLists.get(k);
+    if (!v) { if (this.hopLists.size > 10000) this.hopLists.clear(); v = nhs.slice(); this.hopLists.set(k, v); }
+    return v;
+  }
+
   private onRoutes(changes: RouteChange[]): void {
     if (this.stopped) return;
     const problems: string[] = [];
     for (const ch of changes) {
       if (ch.nextHops.length === 0) this.learned.delete(ch.prefix);
-      else this.learned.set(ch.prefix, ch.nextHops);
+      else this.learned.set(ch.prefix, this.intern(ch.nextHops));
       if (!this.ctx) continue;
       const fam = ch.family ?? (ch.prefix.includes(':') ? 6 : 4);
       if (this.ctx.ownPrefixes.has(ch.prefix)) continue;

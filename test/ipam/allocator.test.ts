@@ -280,3 +280,22 @@ t.test('500 concurrent allocations across 10 nodes (two allocators each): all un
   t.equal(ds.all('IPAMHandle').length, 0);
   t.equal(ds.all('IPAMBlock').reduce((s, b) => s + Object.keys(b.spec.allocations).length, 0), 0);
 });
+
+t.test('cached mode: repeated ADD, stale cached block, dual-stack still right', async (t) => {
+  const { ds } = await setup({ p: { cidr: '10.244.0.0/16' }, q: { cidr: 'fd00:10:244::/48' } });
+  const a = new Ipam(ds, { ...noSleep, cacheTtlMs: 60000 });
+  const b = new Ipam(ds, { ...noSleep, cacheTtlMs: 60000 }); // a second process on the same node
+  const r1 = await a.autoAssign({ handle: 'n.1', node: 'x', num4: 1, num6: 1 });
+  t.same(await a.autoAssign({ handle: 'n.1', node: 'x', num4: 1, num6: 1 }), r1, 'repeated ADD (optimistic create fails, then reads the handle)');
+  const r2 = await b.autoAssign({ handle: 'n.2', node: 'x', num4: 1 });
+  const r3 = await a.autoAssign({ handle: 'n.3', node: 'x', num4: 1 }); // a's cached block is stale now
+  t.same([r1.ips4[0], r2.ips4[0], r3.ips4[0]], ['10.244.0.0', '10.244.0.1', '10.244.0.2']);
+  await b.releaseByHandle('n.1');
+  await b.releaseByHandle('n.2');
+  await b.releaseByHandle('n.3');
+  t.same(await b.releaseEmptyBlocks('x'), ['10.244.0.0/26', 'fd00:10:244::/122']);
+  const r4 = await a.autoAssign({ handle: 'n.4', node: 'x', num4: 1 }); // cached block was deleted
+  t.equal(r4.ips4.length, 1, 'recovered from the deleted cached block');
+  t.equal((await a.blocksForNode('x')).length, 1, 'claimed one fresh block');
+  t.ok((await a.checkConsistency()).ok);
+});
