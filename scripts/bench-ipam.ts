@@ -115,7 +115,7 @@ function addLatency(): string {
     const mb = [...times.brindle].sort((a, b) => a - b)[Math.floor(times.brindle.length / 2)];
     const mp = [...times.ptp].sort((a, b) => a - b)[Math.floor(times.ptp.length / 2)];
     return [
-      `ADD latency (interleaved, each via \`ip netns exec <node ns>\`, NODE_EXTRA_CA_CERTS ${process.env.NODE_EXTRA_CA_CERTS ? 'set' : 'unset'}):`,
+      `ADD latency (interleaved, each via \`ip netns exec <node ns>\`; plugins get a minimal environment: NODE_EXTRA_CA_CERTS not passed):`,
       `  brindle + brindle-ipam (embedded): ${stat(times.brindle)}`,
       `  ptp + host-local (Go):             ${stat(times.ptp)}`,
       mb && mp ? `  ratio ${(mb / mp).toFixed(2)}x (target <= 3x)` : '',

@@ -18,6 +18,8 @@ t.test('ibgp with md5 against bird: routes both ways, graceful restart of bird',
   const withdrawals: string[] = [];
   sp.on('routes', (ch: RouteChange[]) => { for (const c of ch) { if (c.nextHops.length) routes.set(c.prefix, c.nextHops); else { routes.delete(c.prefix); withdrawals.push(c.prefix); } } });
   t.teardown(() => sp.stop());
+  let establishedCount = 0;
+  sp.on('peerState', (_a: string, st: string) => { if (st === 'Established') establishedCount++; });
   sp.setPeers([{ address: fab.addr(0), asn: 64512, password: 'lab-secret', type: 'global' }]);
   sp.setOriginated([{ prefix: '10.244.2.0/26' }, { prefix: '10.244.3.0/26', communities: [(64512 << 16) + 100] }]);
   await sp.start();
@@ -43,6 +45,7 @@ t.test('ibgp with md5 against bird: routes both ways, graceful restart of bird',
   await bird.gracefulRestart();
   await bird.waitProtocol('brindle', 'Established', 30_000);
   await waitFor(() => bird.routesFrom('brindle').length === 1, 20_000, 'our route back in bird after its restart');
+  await waitFor(() => establishedCount >= 2, 20_000, 'our session re-established after bird restarted');
   t.equal(withdrawals.length, 0, 'no withdrawal during bird graceful restart');
   t.same(routes.get('10.244.1.0/26'), [fab.addr(0)], 'bird route still held');
 });
