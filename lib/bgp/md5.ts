@@ -200,6 +200,7 @@ export async function listenTcp(o: { address: string; port: number; netns?: stri
   server.on('error', () => { /* accept errors (EMFILE…) must not crash the process */ });
   return {
     server, fd, address: o.address, port: o.port,
-    close: () => new Promise<void>((r) => server.close(() => r())),
+    // server.close() stops listening at once; its callback would wait for accepted sockets, which sessions own.
+    close: async () => { server.close(); },
   };
 }
