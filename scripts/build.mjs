@@ -14,15 +14,34 @@ import { createRequire } from 'node:module';
 
 const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..');
 const require = createRequire(path.join(root, 'package.json'));
-const out = path.join(root, 'build', 'sea');
-const dist = path.join(root, 'dist');
+// BRINDLE_BUILD_DIR / BRINDLE_DIST_DIR: build elsewhere (experiments, benchmarks of variants)
+// without replacing the dist/brindle that tests are running.
+const out = path.resolve(process.env.BRINDLE_BUILD_DIR ?? path.join(root, 'build', 'sea'));
+const dist = path.resolve(process.env.BRINDLE_DIST_DIR ?? path.join(root, 'dist'));
 fs.mkdirSync(out, { recursive: true });
 fs.mkdirSync(dist, { recursive: true });
 const pkg = JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8'));
 
+// BRINDLE_SEA_MODE: 'codecache' (V8 code cache of the bundle) or 'snapshot' (a V8 start-up
+// snapshot with the CNI plugin's modules already evaluated; the entry's main runs after
+// deserialization, so nothing environment-dependent may run at module top level).
+const mode = process.env.BRINDLE_SEA_MODE ?? 'codecache';
+const entry = process.env.BRINDLE_ENTRY ?? path.join(root, 'plugins/main.ts');
+const snapshotEntry = `
+const v8 = require('node:v8');
+if (v8.startupSnapshot && v8.startupSnapshot.isBuildingSnapshot()) {
+  require('./plugins/brindle/main');
+  v8.startupSnapshot.setDeserializeMainFunction(() => { require(${JSON.stringify(entry)}); });
+} else {
+  require(${JSON.stringify(entry)});
+}
+`;
+
 const t0 = Date.now();
 await build({
-  entryPoints: [process.env.BRINDLE_ENTRY ?? path.join(root, 'plugins/main.ts')],
+  ...(mode === 'snapshot'
+    ? { stdin: { contents: snapshotEntry, resolveDir: root, sourcefile: 'sea-snapshot-entry.js', loader: 'js' } }
+    : { entryPoints: [entry] }),
   bundle: true,
   platform: 'node',
   target: 'node20',
@@ -55,7 +74,7 @@ const seaConfig = {
   main: path.join(out, 'brindle.js'),
   output: path.join(out, 'sea-prep.blob'),
   disableExperimentalSEAWarning: true,
-  useCodeCache: true,
+  ...(mode === 'snapshot' ? { useSnapshot: true } : { useCodeCache: true }),
   assets,
 };
 fs.writeFileSync(path.join(out, 'sea-config.json'), JSON.stringify(seaConfig, null, 2));

@@ -25,6 +25,8 @@ export interface SpeakerLike extends EventEmitter {
   stop(opts?: { graceful?: boolean }): Promise<void>;
   setPeers(peers: PeerConfig[]): void;
   setAsn(asn: number): void;
+  /** Route reflector cluster ID of this node, or undefined when it is not a reflector. */
+  setClusterId(clusterId: string | undefined): void;
   setOriginated(routes: { prefix: string; nextHop?: string; communities?: number[] }[]): void;
   status(): PeerStatus[];
 }
@@ -254,6 +256,7 @@ export class Agent {
       this.asn = asn;
       this.speaker.setAsn(asn);
     }
+    this.speaker.setClusterId(me.spec.bgp?.routeReflectorClusterID || undefined);
     this.speaker.setPeers(computePeers({ thisNode: me, nodes, bgpPeers: this.list('BGPPeer'), bgpConfig: cfg }));
     const orig = computeOriginations({ node: o.nodeName, blocks: this.list('IPAMBlock'), affinities: this.list('BlockAffinity') });
     this.speaker.setOriginated([...orig.blocks, ...orig.borrowed].map((prefix) => ({ prefix })));

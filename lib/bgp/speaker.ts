@@ -152,6 +152,20 @@ export class Speaker extends EventEmitter {
     this.scheduleFlush();
   }
 
+  /**
+   * Makes this speaker a route reflector for `clusterId` (RFC 4456), or stops it being one
+   * (undefined). Sessions are reset so peers re-learn what is now reflected.
+   */
+  setClusterId(clusterId: string | undefined): void {
+    if ((clusterId || undefined) === this.o.clusterId) return;
+    this.o.clusterId = clusterId || undefined;
+    this.rib.opts.clusterId = clusterId || undefined;
+    const configs = [...this.peers.values()].map((p) => p.config);
+    for (const p of [...this.peers.values()]) this.removePeer(p, CEASE_OTHER_CONFIGURATION_CHANGE);
+    for (const c of configs) this.addPeer(normalize(c.address), c);
+    this.scheduleFlush();
+  }
+
   /** Sets the routes this node originates; only the difference is announced or withdrawn. */
   setOriginated(routes: OriginatedRoute[]): void {
     const next = new Map<string, Path>();

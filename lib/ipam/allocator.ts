@@ -37,8 +37,23 @@ export interface IpamOptions {
    * block or handle only costs a retry. 0 (default) = read everything on every call.
    */
   cacheTtlMs?: number;
+  /**
+   * Where a node's search for a free block starts: 'hashed' (default) at a hash of the node
+   * name, so nodes claiming at once mostly pick different blocks; 'ordered' at the pool's
+   * first block (deterministic layouts in tests and small labs).
+   */
+  blockSearch?: 'hashed' | 'ordered';
   random?: () => number;
   sleep?: (ms: number) => Promise<void>;
+}
+
+/** FNV-1a (32 bits, mixed) of a node name, scaled to a block index in [0, total). */
+export function blockSearchStart(node: string, total: bigint): bigint {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < node.length; i++) { h ^= node.charCodeAt(i); h = Math.imul(h, 0x01000193) >>> 0; }
+  // murmur3's finaliser: FNV's high bits barely change between "node1" and "node2".
+  h ^= h >>> 16; h = Math.imul(h, 0x85ebca6b); h ^= h >>> 13; h = Math.imul(h, 0xc2b2ae35); h ^= h >>> 16; h >>>= 0;
+  return (BigInt(h) * total) >> 32n;
 }
 
 export interface AutoAssignArgs {
@@ -400,9 +415,10 @@ export class Ipam {
       const pc = parseCidr(p.spec.cidr);
       const free: Cidr[] = [];
       const total = blockCount(pc, p.spec.blockSize);
+      const start = this.opts.blockSearch === 'ordered' ? 0n : blockSearchStart(ctx.node, total);
       // Only existing blocks can be skipped, so this scan is bounded by their count + 16.
-      for (let i = 0n; i < total && free.length < (spread ? 16 : 1); i++) {
-        const c = nthBlock(pc, p.spec.blockSize, i)!;
+      for (let k = 0n; k < total && free.length < (spread ? 16 : 1); k++) {
+        const c = nthBlock(pc, p.spec.blockSize, (start + k) % total)!;
         if (!taken.has(formatCidr(c)) && !items.some((b) => b.spec.cidr !== formatCidr(c) && overlapsText(b.spec.cidr, c))) free.push(c);
       }
       if (free.length) { cidr = free[Math.floor(this.random() * free.length)]; break; }

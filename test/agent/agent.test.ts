@@ -25,6 +25,8 @@ class FakeSpeaker extends EventEmitter implements SpeakerLike {
   async stop(o?: { graceful?: boolean }) { this.stoppedGraceful = !!o?.graceful; }
   setPeers(p: PeerConfig[]) { this.peers = p; }
   setAsn(a: number) { this.asn = a; this.asnChanges++; }
+  clusterId?: string;
+  setClusterId(id: string | undefined) { this.clusterId = id; }
   setOriginated(r: { prefix: string }[]) { this.originated = r.map((x) => x.prefix).sort(); }
   status(): PeerStatus[] { return this.peers.map((p) => ({ address: p.address, asn: p.asn, type: p.type, state: 'Established', since: 0, info: '', received: 0, advertised: 0 })); }
   announce(changes: RouteChange[]) { this.emit('routes', changes); }
@@ -122,6 +124,19 @@ t.test('registers, peers, originates and programs live', async (t) => {
   await s.ds.create({ kind: 'BGPPeer', metadata: { name: 'tor' }, spec: { peerIP: '198.18.0.2', asNumber: 65000 } });
   await applied; await new Promise((r) => setTimeout(r, 50));
   t.same(s.speaker.peers.map((p) => `${p.address}/${p.type}`), ['198.18.0.2/global']);
+
+  // becoming a route reflector live: the speaker gets the cluster ID; giving it up clears it
+  applied = agent.onceApplied();
+  const rr = await s.ds.get('Node', 'n1');
+  await s.ds.update({ ...rr, spec: { ...rr.spec, bgp: { ...rr.spec.bgp, routeReflectorClusterID: '224.0.0.1' } } });
+  await applied; await new Promise((r) => setTimeout(r, 50));
+  t.equal(s.speaker.clusterId, '224.0.0.1', 'cluster id applied without restart');
+  applied = agent.onceApplied();
+  const unrr = await s.ds.get('Node', 'n1');
+  delete unrr.spec.bgp!.routeReflectorClusterID;
+  await s.ds.update(unrr);
+  await applied; await new Promise((r) => setTimeout(r, 50));
+  t.equal(s.speaker.clusterId, undefined, 'cluster id cleared');
 
   // borrowed address originated as /32, withdrawn when released
   applied = agent.onceApplied();

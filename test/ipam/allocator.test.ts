@@ -1,11 +1,12 @@
 import t from 'tap';
-import { Ipam } from '../../lib/ipam/allocator';
+import { Ipam, blockSearchStart } from '../../lib/ipam/allocator';
 import { createPool } from '../../lib/ipam/pools';
 import { BlockLimitError, CasRetriesError, IpUnavailableError, NoPoolForNodeError, PoolExhaustedError } from '../../lib/ipam/errors';
 import { ConflictError, UnavailableError, type IPAMConfigSpec, type IPPoolSpec } from '../../lib/datastore/types';
 import { MemStore } from '../helpers/memstore';
 
-const noSleep = { sleep: async () => undefined };
+// 'ordered' block search: these tests assert exact layouts; the hashed default has its own test.
+const noSleep = { sleep: async () => undefined, blockSearch: 'ordered' as const };
 
 async function setup(pools: Record<string, Partial<IPPoolSpec>>, config?: Partial<IPAMConfigSpec>) {
   const ds = new MemStore();
@@ -298,4 +299,33 @@ t.test('cached mode: repeated ADD, stale cached block, dual-stack still right', 
   t.equal(r4.ips4.length, 1, 'recovered from the deleted cached block');
   t.equal((await a.blocksForNode('x')).length, 1, 'claimed one fresh block');
   t.ok((await a.checkConsistency()).ok);
+});
+
+t.test('hashed block search: nodes start at a hash of their name, wrap, and never share a block', async (t) => {
+  const ds = new MemStore();
+  await createPool(ds, { kind: 'IPPool', metadata: { name: 'p' }, spec: { cidr: '10.244.0.0/16' } as IPPoolSpec });
+  t.equal(blockSearchStart('node-a', 1024n), blockSearchStart('node-a', 1024n), 'stable');
+  const starts = new Set(Array.from({ length: 50 }, (_, i) => blockSearchStart(`node${i}`, 1024n)));
+  t.ok(starts.size >= 45, `50 node names start at ${starts.size} distinct blocks of 1024`);
+  for (const n of [1n, 7n, 1n << 74n]) {
+    for (const name of ['a', 'node17', 'x'.repeat(60)]) { const s = blockSearchStart(name, n); t.ok(s >= 0n && s < n); }
+  }
+  const ipam = new Ipam(ds, { sleep: async () => undefined });
+  const res = await Promise.all(Array.from({ length: 20 }, (_, i) => ipam.autoAssign({ handle: `n.${i}`, node: `node${i}`, num4: 1 })));
+  const blocks = ds.all('IPAMBlock');
+  t.equal(blocks.length, 20, 'one block per node');
+  t.equal(new Set(blocks.map((b) => b.spec.affinity)).size, 20, 'each block owned by one node');
+  for (const [i, r] of res.entries()) {
+    const b = blocks.find((x) => x.spec.affinity === `host:node${i}`)!;
+    t.equal(r.assignments[0].block, b.spec.cidr, `node${i}'s address is in its own block`);
+  }
+  const first = new Set(blocks.map((b) => b.spec.cidr));
+  t.ok(first.size === 20 && !(first.has('10.244.0.0/26') && first.has('10.244.0.64/26') && first.has('10.244.0.128/26')), 'not packed from the start');
+  // A small pool fills completely whatever the start: every block is found by wrapping.
+  const small = new MemStore();
+  await createPool(small, { kind: 'IPPool', metadata: { name: 's' }, spec: { cidr: '10.1.0.0/28', blockSize: 30 } as IPPoolSpec });
+  const si = new Ipam(small, { sleep: async () => undefined });
+  for (let i = 0; i < 4; i++) await si.autoAssign({ handle: `s.${i}`, node: `m${i}`, num4: 1 });
+  t.same(small.all('IPAMBlock').map((b) => b.spec.cidr).sort(), ['10.1.0.0/30', '10.1.0.12/30', '10.1.0.4/30', '10.1.0.8/30']);
+  t.ok((await ipam.checkConsistency()).ok);
 });

@@ -9,6 +9,7 @@ import { CniError } from '../../lib/cni/errors';
 import type { CniRequest, NetConf } from '../../lib/cni/types';
 import { EmbeddedDatastore } from '../../lib/datastore/embedded';
 import { freePort } from '../helpers/etcd';
+import { cidrContains, parseCidr, parseIp } from '../../lib/ip';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'brindle-ipam-cni-'));
 process.env.BRINDLE_RUN_DIR = dir;
@@ -30,7 +31,20 @@ async function code(p: Promise<unknown>): Promise<{ code: number; msg: string } 
 t.test('ADD, repeated ADD, CHECK, DEL twice (dual-stack)', async (t) => {
   const conf = { ipam: { assign_ipv6: 'true', default_ipv6_pool: 'fd00:10:244::/48' } };
   const r = await ipamAdd(req('ADD', 'c1', conf));
-  t.same(r, { cniVersion: '1.1.0', ips: [{ address: '10.244.0.0/32' }, { address: 'fd00:10:244::/128' }] });
+  t.equal(r.cniVersion, '1.1.0');
+  t.equal(r.ips?.length, 2);
+  const [v4, v6] = (r.ips ?? []).map((x) => x.address);
+  t.ok(v4.endsWith('/32') && cidrContains(parseCidr('10.244.0.0/16'), parseIp(v4.split('/')[0])), `${v4} in the default pool`);
+  t.ok(v6.endsWith('/128') && cidrContains(parseCidr('fd00:10:244::/48'), parseIp(v6.split('/')[0])), `${v6} in the ipv6 pool`);
+  // Both from blocks affine to node1 (the claim starts at a hash of the node name: assert the invariant, not the block).
+  const ds = new EmbeddedDatastore({ embeddedPath: path.join(dir, 'db') });
+  const blocks = (await ds.list('IPAMBlock')).items;
+  await ds.close();
+  for (const a of [v4, v6]) {
+    const ip = parseIp(a.split('/')[0]);
+    const b = blocks.find((x) => cidrContains(parseCidr(x.spec.cidr), ip));
+    t.equal(b?.spec.affinity, 'host:node1', `${a} from node1's block ${b?.spec.cidr}`);
+  }
   t.same(await ipamAdd(req('ADD', 'c1', conf)), r, 'repeated ADD returns the same');
   await ipamCheck(req('CHECK', 'c1', { ...conf, prevResult: r }));
   const bad = await code(ipamCheck(req('CHECK', 'c1', { ...conf, prevResult: { cniVersion: '1.1.0', ips: [{ address: '10.244.9.9/32' }] } })));
