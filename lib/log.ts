@@ -41,12 +41,23 @@ function write(level: Level, msg: string, fields?: Record<string, unknown>): voi
         fd = fs.openSync(path, 'a', 0o640);
       }
     }
-    let line = `${new Date().toISOString()} ${level} [${process.pid}]${context ? ` ${context}` : ''} ${msg}`;
+    let line = `${isoTime()} ${level} [${process.pid}]${context ? ` ${context}` : ''} ${msg}`;
     if (fields) line += ` ${JSON.stringify(fields)}`;
     fs.writeSync(fd, line + '\n');
   } catch {
     failed = true;
   }
+}
+
+const pad = (n: number, w = 2) => String(n).padStart(w, '0');
+
+/**
+ * Date.prototype.toISOString's text, built from the UTC getters: toISOString itself makes V8
+ * load the local time zone (/etc/localtime and a readlink walk), a cost every plugin run paid.
+ */
+export function isoTime(ms = Date.now()): string {
+  const d = new Date(ms);
+  return `${d.getUTCFullYear()}-${pad(d.getUTCMonth() + 1)}-${pad(d.getUTCDate())}T${pad(d.getUTCHours())}:${pad(d.getUTCMinutes())}:${pad(d.getUTCSeconds())}.${pad(d.getUTCMilliseconds(), 3)}Z`;
 }
 
 export const log: Logger = {

@@ -1,8 +1,12 @@
-// `npm run bench -- ipam [--total N] [--iterations N] [--no-add]`: IPAM allocations per second
-// for 1, 10 and 50 simulated nodes (in-process allocators, one datastore client and node name
-// each) on etcd (real fsync, and --unsafe-no-fsync) and on the embedded store, with
-// conflict/retry counts and a duplicate check; then the ADD latency of `brindle` +
-// `brindle-ipam` (embedded) against Debian's ptp + host-local, interleaved, in namespaces.
+// `npm run bench -- ipam [--per-node N] [--min-total N] [--repeat N] [--stores etcd-fsync,etcd-tmpfs,embedded]
+//   [--nodes 1,10,50] [--modes cached,uncached] [--iterations N] [--no-add]`:
+// IPAM allocations per second for 1, 10 and 50 simulated nodes (in-process allocators, one
+// datastore client and node name each, all concurrent) on etcd (data dir on disk with real
+// fsync, and on tmpfs) and on the embedded store. Every run really allocates, then checks
+// that no address was handed out twice (in the results and in the stored blocks, plus the
+// consistency check), then releases everything by handle (DELs/s) and checks nothing is left.
+// Then the ADD latency of `brindle` + `brindle-ipam` (embedded) against Debian's ptp +
+// host-local, interleaved, in namespaces.
 import { execFileSync, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -15,65 +19,117 @@ import { startEtcd } from '../test/helpers/etcd';
 
 const argv = process.argv.slice(2);
 const opt = (name: string, dflt: number) => { const i = argv.indexOf(`--${name}`); return i >= 0 ? Number(argv[i + 1]) : dflt; };
-const TOTAL = opt('total', 1000);
+const list = (name: string, dflt: string) => { const i = argv.indexOf(`--${name}`); return (i >= 0 ? argv[i + 1] : dflt).split(',').filter(Boolean); };
+/** Allocations per simulated node in one measured run (a node's pods over its life). */
+const PER_NODE = opt('per-node', 100);
+/** At least this many allocations per run (so the 1-node run is not a handful). */
+const MIN_TOTAL = opt('min-total', 1000);
+const REPEAT = opt('repeat', 3);
 const ITER = opt('iterations', 30);
+const STORES = list('stores', 'etcd-fsync,etcd-tmpfs,embedded');
+const NODES = list('nodes', '1,10,50').map(Number);
+const MODES = list('modes', 'cached,uncached');
+/** In-flight requests per node (the allocator queues per node, as the plugin's file lock does). */
+const IN_FLIGHT = 10;
+const CACHE_TTL = 5000;
 
-interface Row { store: string; nodes: number; cache: string; allocs: number; secs: number; perSec: number; conflicts: number; retries: number; claims: number; dups: number }
+interface Run { perSec: number; delPerSec: number; allocs: number; secs: number; conflicts: number; retries: number; claims: number; borrows: number; dups: number }
+interface Row { store: string; nodes: number; mode: string; runs: Run[] }
 
-async function allocRun(store: string, settings: () => DatastoreSettings, nodes: number, cacheTtlMs: number): Promise<Row> {
+const median = (xs: number[]) => { const s = [...xs].sort((a, b) => a - b); return s.length ? (s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2) : NaN; };
+
+let runNo = 0;
+
+async function allocRun(settings: () => DatastoreSettings, nodes: number, cacheTtlMs: number): Promise<Run> {
   const stores: Datastore[] = Array.from({ length: nodes }, () => openDatastore(settings()));
   try {
     try { await createPool(stores[0], { kind: 'IPPool', metadata: { name: 'bench' }, spec: { cidr: '10.128.0.0/9', blockSize: 26 } as IPPoolSpec }); } catch { /* exists */ }
-    const ipams = stores.map((s) => new Ipam(s, { cacheTtlMs }));
-    const per = Math.ceil(TOTAL / nodes);
-    const tag = `${store}-${nodes}-${cacheTtlMs}`.replace(/[^a-z0-9-]/gi, '');
+    const ipams = stores.map((s) => new Ipam(s, { cacheTtlMs, maxRetries: 50 }));
+    const per = Math.max(PER_NODE, Math.ceil(MIN_TOTAL / nodes));
+    const tag = `r${process.pid}x${runNo++}`;
+    const node = (n: number) => `${tag}-node${n}`;
+    // Warm-up (not timed): one allocation per node opens its connections and compiles the paths.
+    await Promise.all(ipams.map((ipam, n) => ipam.autoAssign({ handle: `bench.${tag}-n${n}-warm`, node: node(n), num4: 1 })));
+    for (const i of ipams) Object.assign(i.stats, { allocations: 0, conflicts: 0, retries: 0, claims: 0, borrows: 0 });
     const t0 = process.hrtime.bigint();
-    // Each node runs `per` allocations, up to 10 in flight (the allocator queues per node as the plugin's lock does).
     const results = await Promise.all(ipams.map(async (ipam, n) => {
       const ips: string[] = [];
       let next = 0;
-      await Promise.all(Array.from({ length: Math.min(10, per) }, async () => {
+      await Promise.all(Array.from({ length: Math.min(IN_FLIGHT, per) }, async () => {
         for (let i = next++; i < per; i = next++) {
-          const r = await ipam.autoAssign({ handle: `bench.${tag}-n${n}-c${i}`, node: `${tag}-node${n}`, num4: 1 });
+          const r = await ipam.autoAssign({ handle: `bench.${tag}-n${n}-c${i}`, node: node(n), num4: 1 });
+          if (r.ips4.length !== 1) throw new Error(`node ${node(n)}: got ${r.ips4.length} addresses`);
           ips.push(...r.ips4);
         }
       }));
       return ips;
     }));
     const secs = Number(process.hrtime.bigint() - t0) / 1e9;
+    const s = ipams.reduce((a, i) => ({ conflicts: a.conflicts + i.stats.conflicts, retries: a.retries + i.stats.retries, claims: a.claims + i.stats.claims, borrows: a.borrows + i.stats.borrows }), { conflicts: 0, retries: 0, claims: 0, borrows: 0 });
     const ips = results.flat();
-    const s = ipams.reduce((a, i) => ({ conflicts: a.conflicts + i.stats.conflicts, retries: a.retries + i.stats.retries, claims: a.claims + i.stats.claims }), { conflicts: 0, retries: 0, claims: 0 });
-    return { store, nodes, cache: cacheTtlMs ? 'cached' : 'uncached', allocs: ips.length, secs, perSec: ips.length / secs, ...s, dups: ips.length - new Set(ips).size };
+    // Uniqueness: in what the callers got, and in what the store holds (every block, every handle).
+    const valid = Array.from({ length: nodes }, (_, n) => [`bench.${tag}-n${n}-warm`, ...Array.from({ length: per }, (_, i) => `bench.${tag}-n${n}-c${i}`)]).flat();
+    const rep = await ipams[0].checkConsistency({ validHandles: valid });
+    const dupsStored = rep.problems.filter((p) => p.kind === 'duplicateAddress' || p.kind === 'duplicateOwnership').length;
+    if (!rep.ok) throw new Error(`consistency: ${rep.problems.slice(0, 3).map((p) => p.message).join('; ')}`);
+    if (rep.allocations !== ips.length + nodes) throw new Error(`store holds ${rep.allocations} allocations, callers got ${ips.length + nodes}`);
+    const dups = ips.length - new Set(ips).size + dupsStored;
+    // DEL everything, per node, concurrently.
+    const d0 = process.hrtime.bigint();
+    await Promise.all(ipams.map(async (ipam, n) => {
+      const hs = [`bench.${tag}-n${n}-warm`, ...Array.from({ length: per }, (_, i) => `bench.${tag}-n${n}-c${i}`)];
+      let next = 0;
+      await Promise.all(Array.from({ length: IN_FLIGHT }, async () => {
+        for (let i = next++; i < hs.length; i = next++) await ipam.releaseByHandle(hs[i], { node: node(n) });
+      }));
+    }));
+    const delSecs = Number(process.hrtime.bigint() - d0) / 1e9;
+    await Promise.all(ipams.map((ipam, n) => ipam.releaseEmptyBlocks(node(n))));
+    const after = await ipams[0].checkConsistency();
+    if (!after.ok || after.allocations !== 0 || after.handles !== 0 || after.blocks !== 0) throw new Error(`not all released: ${after.allocations} allocations, ${after.handles} handles, ${after.blocks} blocks left`);
+    return { perSec: ips.length / secs, delPerSec: (ips.length + nodes) / delSecs, allocs: ips.length, secs, ...s, dups };
   } finally {
     await Promise.all(stores.map((s) => s.close()));
   }
 }
 
 function table(rows: Row[]): string {
-  const head = 'store                         nodes  mode      allocs   secs   allocs/s  conflicts retries claims dups';
-  return [head, ...rows.map((r) => `${r.store.padEnd(30)}${String(r.nodes).padStart(5)}  ${r.cache.padEnd(9)}${String(r.allocs).padStart(6)}${r.secs.toFixed(2).padStart(7)}${r.perSec.toFixed(0).padStart(11)}${String(r.conflicts).padStart(11)}${String(r.retries).padStart(8)}${String(r.claims).padStart(7)}${String(r.dups).padStart(5)}`)].join('\n');
+  const head = 'store                               nodes  mode       allocs/run  allocs/s (median; runs)        DELs/s  conflicts retries claims borrows dups';
+  return [head, ...rows.map((r) => {
+    const m = median(r.runs.map((x) => x.perSec));
+    const each = r.runs.map((x) => x.perSec.toFixed(0)).join(' ');
+    const sum = (k: keyof Run) => String(r.runs.reduce((a, x) => a + (x[k] as number), 0));
+    return `${r.store.padEnd(36)}${String(r.nodes).padStart(5)}  ${r.mode.padEnd(9)}${String(r.runs[0]?.allocs ?? 0).padStart(11)}  ${`${m.toFixed(0)} (${each})`.padEnd(28)}${median(r.runs.map((x) => x.delPerSec)).toFixed(0).padStart(8)}${sum('conflicts').padStart(11)}${sum('retries').padStart(8)}${sum('claims').padStart(7)}${sum('borrows').padStart(8)}${sum('dups').padStart(5)}`;
+  })].join('\n');
+}
+
+async function measure(store: string, settings: () => DatastoreSettings, rows: Row[]): Promise<void> {
+  for (const nodes of NODES) for (const mode of MODES) {
+    const row: Row = { store, nodes, mode, runs: [] };
+    for (let i = 0; i < REPEAT; i++) row.runs.push(await allocRun(settings, nodes, mode === 'cached' ? CACHE_TTL : 0));
+    rows.push(row);
+    process.stderr.write(`${table([row]).split('\n')[1]}\n`);
+  }
 }
 
 async function allocations(): Promise<Row[]> {
   const rows: Row[] = [];
-  const modes = [5000, 0];
-  for (const fsync of [true, false]) {
-    const etcd = await startEtcd({ unsafeNoFsync: !fsync });
+  for (const s of STORES.filter((x) => x.startsWith('etcd'))) {
+    const tmpfs = s === 'etcd-tmpfs';
+    const etcd = await startEtcd({ unsafeNoFsync: tmpfs });
     try {
-      const name = `etcd (${fsync ? 'fsync' : '--unsafe-no-fsync'})`;
-      for (const nodes of [1, 10, 50]) for (const c of modes) {
-        rows.push(await allocRun(name, () => ({ type: 'etcd', etcdEndpoints: [etcd.endpoint], timeoutMs: 10000 }), nodes, c));
-        process.stderr.write(`${table(rows.slice(-1)).split('\n')[1]}\n`);
-      }
+      const where = etcd.dataDir.startsWith('/dev/shm') ? 'tmpfs /dev/shm' : `disk ${path.dirname(etcd.dataDir)}`;
+      const fsType = spawnSync('stat', ['-f', '-c', '%T', etcd.dataDir], { encoding: 'utf8' }).stdout.trim();
+      await measure(`etcd 3.4 (${where}, ${fsType})`, () => ({ type: 'etcd', etcdEndpoints: [etcd.endpoint], timeoutMs: 10000 }), rows);
     } finally { await etcd.stop(); }
   }
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'brindle-bench-ipam-'));
-  try {
-    for (const nodes of [1, 10, 50]) for (const c of modes) {
-      rows.push(await allocRun('embedded (sqlite, one file)', () => ({ type: 'embedded', embeddedPath: path.join(dir, 'db'), timeoutMs: 10000 }), nodes, c));
-      process.stderr.write(`${table(rows.slice(-1)).split('\n')[1]}\n`);
-    }
-  } finally { fs.rmSync(dir, { recursive: true, force: true }); }
+  if (STORES.includes('embedded')) {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'brindle-bench-ipam-'));
+    try {
+      const fsType = spawnSync('stat', ['-f', '-c', '%T', dir], { encoding: 'utf8' }).stdout.trim();
+      await measure(`embedded (sqlite, ${fsType})`, () => ({ type: 'embedded', embeddedPath: path.join(dir, 'db'), timeoutMs: 10000 }), rows);
+    } finally { fs.rmSync(dir, { recursive: true, force: true }); }
+  }
   return rows;
 }
 
@@ -128,11 +184,14 @@ function addLatency(): string {
 }
 
 (async () => {
+  const load0 = os.loadavg();
   const rows = await allocations();
   const out = [
-    `IPAM allocations (${TOTAL} per run; "cached" = long-lived allocator with cacheTtlMs 5000, "uncached" = every call re-reads config/pools/blocks as a plugin process does)`,
+    `IPAM allocations: ${PER_NODE} per node (at least ${MIN_TOTAL} per run), ${IN_FLIGHT} in flight per node, ${REPEAT} runs per row, after a one-allocation-per-node warm-up.`,
+    `"cached" = long-lived allocator (cacheTtlMs ${CACHE_TTL}: agent-like; config/pools/own blocks remembered, handles created optimistically);`,
+    `"uncached" = every call re-reads config, pools, handle, affinities and blocks, as one plugin process per ADD does. Each allocation is one atomic write (block + handle).`,
     table(rows),
-    `load average at end: ${os.loadavg().map((x) => x.toFixed(1)).join(' ')} on ${os.cpus().length} cores`,
+    `load average: ${load0.map((x) => x.toFixed(1)).join(' ')} at start, ${os.loadavg().map((x) => x.toFixed(1)).join(' ')} at end, on ${os.cpus().length} cores`,
   ];
   if (!argv.includes('--no-add')) out.push(addLatency());
   process.stdout.write(`${out.join('\n')}\n`);

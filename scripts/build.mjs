@@ -22,10 +22,17 @@ fs.mkdirSync(out, { recursive: true });
 fs.mkdirSync(dist, { recursive: true });
 const pkg = JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8'));
 
-// BRINDLE_SEA_MODE: 'codecache' (V8 code cache of the bundle) or 'snapshot' (a V8 start-up
-// snapshot with the CNI plugin's modules already evaluated; the entry's main runs after
-// deserialization, so nothing environment-dependent may run at module top level).
-const mode = process.env.BRINDLE_SEA_MODE ?? 'codecache';
+// BRINDLE_SEA_MODE (default 'warmcache'):
+// - 'warmcache': the SEA main is a small loader (below) that compiles the bundle, stored as an
+//   asset, with vm.Script and a V8 code cache. Node's own SEA code cache only holds the
+//   top-level code (functions compile lazily, from source, on their first call: ~5 ms on the
+//   ADD path); so after the first successful CNI ADD the loader saves a code cache taken
+//   *after* the run, which holds every function that ADD compiled, next to the extracted
+//   native addons (root-owned, per bundle hash), and later invocations load that.
+// - 'codecache': Node's SEA useCodeCache on the bundle itself (the previous build).
+// - 'snapshot': SEA useSnapshot with the CNI modules evaluated (measured slower here: the
+//   start-up snapshot is larger than Node's built-in one and deserializes on every start).
+const mode = process.env.BRINDLE_SEA_MODE ?? 'warmcache';
 const entry = process.env.BRINDLE_ENTRY ?? path.join(root, 'plugins/main.ts');
 const snapshotEntry = `
 const v8 = require('node:v8');
@@ -35,6 +42,45 @@ if (v8.startupSnapshot && v8.startupSnapshot.isBuildingSnapshot()) {
 } else {
   require(${JSON.stringify(entry)});
 }
+`;
+// The warmcache loader. Kept tiny: it runs on every start, before the bundle.
+const loaderSource = (bundleHash) => `'use strict';
+const sea = require('node:sea');
+const fs = require('node:fs');
+const vm = require('node:vm');
+const env = process.env;
+const dir = (env.BRINDLE_NATIVE_DIR || '/var/lib/brindle/native') + '/' + ${JSON.stringify(bundleHash)};
+const a0 = env.BRINDLE_ARGV0 || process.argv0;
+// Only CNI invocations (one short process per call) keep a warm cache, one per program name.
+const warmFile = env.CNI_COMMAND ? dir + '/' + a0.slice(a0.lastIndexOf('/') + 1) + '.ccache' : '';
+let data, warm = false;
+if (warmFile) {
+  let fd = -1;
+  try {
+    fd = fs.openSync(warmFile, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
+    const st = fs.fstatSync(fd);
+    // Trusted as the extracted addons are: a regular file owned by us, not writable by others.
+    if (st.isFile() && st.uid === process.getuid() && (st.mode & 0o022) === 0) { data = fs.readFileSync(fd); warm = true; }
+  } catch { /* absent: the build-time cache */ }
+  if (fd >= 0) fs.closeSync(fd);
+}
+if (!data) data = Buffer.from(sea.getAsset('brindle.ccache'));
+const script = new vm.Script(sea.getAsset('brindle.js', 'utf8'), { filename: 'brindle.js', cachedData: data });
+if (env.BRINDLE_DEBUG_CCACHE) fs.writeSync(2, 'brindle: code cache ' + (warm ? warmFile : 'build') + (script.cachedDataRejected ? ' rejected' : ' accepted') + '\\n');
+if (warmFile && env.CNI_COMMAND === 'ADD' && (!warm || script.cachedDataRejected)) {
+  process.once('exit', (code) => {
+    if (code !== 0) return;
+    try {
+      const buf = script.createCachedData();
+      fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+      const tmp = warmFile + '.' + process.pid + '.tmp';
+      fs.writeFileSync(tmp, buf, { mode: 0o600 });
+      fs.renameSync(tmp, warmFile);
+    } catch { /* read-only or full: the next ADD tries again */ }
+  });
+}
+const mod = { exports: {} };
+script.runInThisContext()(mod.exports, require, mod, process.execPath, dir);
 `;
 
 const t0 = Date.now();
@@ -57,11 +103,30 @@ await build({
   logLevel: 'warning',
 });
 
+let seaMain = path.join(out, 'brindle.js');
+const extraAssets = {};
+if (mode === 'warmcache') {
+  const bundle = fs.readFileSync(path.join(out, 'brindle.js'), 'utf8');
+  // CommonJS wrapper, as Node's loader would add; the loader calls it with the SEA's require.
+  const wrapped = `(function (exports, require, module, __filename, __dirname) {${bundle}\n})`;
+  const bundleFile = path.join(out, 'brindle.wrapped.js');
+  fs.writeFileSync(bundleFile, wrapped);
+  const bundleHash = createHash('sha256').update(wrapped).digest('hex').slice(0, 16);
+  // Build-time cache (top-level code only), made by this same node binary, which the
+  // executable is a copy of: V8 accepts a cache only from the same version and flags.
+  const cacheFile = path.join(out, 'brindle.ccache');
+  execFileSync(process.execPath, ['-e', `const fs=require('fs');const s=new (require('vm').Script)(fs.readFileSync(${JSON.stringify(bundleFile)},'utf8'),{filename:'brindle.js'});fs.writeFileSync(${JSON.stringify(cacheFile)},s.createCachedData())`], { stdio: 'inherit' });
+  seaMain = path.join(out, 'sea-main.js');
+  fs.writeFileSync(seaMain, loaderSource(bundleHash));
+  extraAssets['brindle.js'] = bundleFile;
+  extraAssets['brindle.ccache'] = cacheFile;
+}
+
 const addons = {
   koffi: require.resolve('@koromix/koffi-linux-x64/linux_x64/koffi.node'),
   better_sqlite3: require.resolve('better-sqlite3/build/Release/better_sqlite3.node'),
 };
-const assets = {};
+const assets = { ...extraAssets };
 for (const [name, file] of Object.entries(addons)) {
   const hash = createHash('sha256').update(fs.readFileSync(file)).digest('hex');
   const hashFile = path.join(out, `${name}.sha256`);
@@ -71,14 +136,14 @@ for (const [name, file] of Object.entries(addons)) {
 }
 
 const seaConfig = {
-  main: path.join(out, 'brindle.js'),
+  main: seaMain,
   output: path.join(out, 'sea-prep.blob'),
   disableExperimentalSEAWarning: true,
   ...(mode === 'snapshot' ? { useSnapshot: true } : { useCodeCache: true }),
   assets,
 };
 fs.writeFileSync(path.join(out, 'sea-config.json'), JSON.stringify(seaConfig, null, 2));
-execFileSync(process.execPath, ['--experimental-sea-config', path.join(out, 'sea-config.json')], { stdio: 'inherit' });
+execFileSync(process.execPath, [...(process.env.BRINDLE_SEA_NODE_FLAGS ?? '').split(' ').filter(Boolean), '--experimental-sea-config', path.join(out, 'sea-config.json')], { stdio: 'inherit' });
 
 const exe = path.join(dist, 'brindle');
 const tmp = `${exe}.tmp`;

@@ -11,7 +11,7 @@ import { parseCidr, tryParseCidr, tryParseIp, networkOf, type Cidr } from '../ip
 import { computePeers, nodeAddress, nodeAsn, type PeerConfig } from './peers';
 import { computeOriginations } from './originations';
 import { blackholeRoute, Forwarder, type ForwardingContext, type PoolInfo, type RemoteNode } from './forwarding';
-import { RouteProgrammer, type KRoute, type RouteTable } from '../dataplane/routes';
+import { RouteProgrammer, type RouteShape, type RouteTable } from '../dataplane/routes';
 import { Metrics } from './metrics';
 import { serveStatus, SOCKET_NAME, type AgentStatus } from './status';
 import type { AgentLog } from './log';
@@ -29,6 +29,11 @@ export interface SpeakerLike extends EventEmitter {
   setClusterId(clusterId: string | undefined): void;
   setOriginated(routes: { prefix: string; nextHop?: string; communities?: number[] }[]): void;
   status(): PeerStatus[];
+  /**
+   * The learned routes now in the Loc-RIB (prefix, best next hops). When the speaker has this,
+   * the agent keeps no copy of its own; without it the agent remembers what 'routes' told it.
+   */
+  routes?(): Iterable<[string, string[]]>;
 }
 
 export interface SpeakerOptions { routerId: string; asn: number; listenAddress?: string; listenPort?: number; clusterId?: string; gracefulRestartTime?: number; restarting?: boolean }
@@ -71,12 +76,16 @@ export interface AgentOptions {
   allocTunnelAddress?: (node: string, pools: string[]) => Promise<string | undefined>;
 }
 
+/** Pending kernel changes written at once, at the latest (see onRoutes). */
+const FLUSH_BATCH = 4096;
+
 const WATCHED: Kind[] = ['IPPool', 'IPAMBlock', 'BlockAffinity', 'Node', 'BGPPeer', 'BGPConfiguration'];
 
 export class Agent {
   private readonly cache = new Map<Kind, Map<string, Resource>>();
   private readonly watches = new Map<Kind, Watch>();
-  private readonly learned = new Map<string, string[]>();
+  /** Learned routes, kept only when the speaker cannot list its own (routes()). */
+  private learned?: Map<string, string[]>;
   private speaker?: SpeakerLike;
   private programmer: RouteProgrammer;
   readonly metrics: Metrics;
@@ -127,6 +136,7 @@ export class Agent {
       gracefulRestartTime: 120,
       restarting: adopted > 0,
     });
+    if (typeof this.speaker.routes !== 'function') this.learned = new Map();
     this.speaker.on('routes', (changes: RouteChange[]) => this.onRoutes(changes));
     this.speaker.on('endOfRib', (address: string, family: number) => { if (family === 4 || family === 1) this.eor.add(address); });
     await this.speaker.start();
@@ -297,22 +307,31 @@ export class Agent {
       resolve: (nh) => { try { return o.dataplane.resolve(nh); } catch { return undefined; } },
     };
     this.fwd = new Forwarder(this.ctx);
-    const desired: KRoute[] = orig.blocks.map(blackholeRoute);
+    const desired = new Map<string, RouteShape>();
+    for (const b of orig.blocks) desired.set(b, this.programmer.shape(blackholeRoute(b)));
     const routeProblems: string[] = [];
-    for (const [prefix, nhs] of this.learned) {
-      const r = this.forward(prefix, nhs, routeProblems);
-      if (r) desired.push(r);
+    for (const [prefix, nhs] of this.learnedSource()) {
+      const s = this.forward(prefix, nhs, routeProblems);
+      if (s) desired.set(prefix, s);
     }
     this.setRouteProblems(routeProblems);
-    this.programmer.setAll(desired);
+    this.programmer.setAllShapes(desired);
     this.flushNow();
     this.events.emit('applied');
   }
 
-  private forward(prefix: string, nhs: string[], problems: string[]): KRoute | undefined {
-    const r = this.fwd!.route(prefix, nhs);
-    for (const p of r.problems) problems.push(p);
-    return r.route;
+  private learnedSource(): Iterable<[string, string[]]> {
+    return this.learned ?? this.speaker?.routes?.() ?? [];
+  }
+
+  /** The shape of the kernel route for a learned prefix (undefined: none), problems appended. */
+  private forward(prefix: string, nhs: string[], problems: string[]): RouteShape | undefined {
+    const d = this.fwd!.decide(prefix, nhs);
+    if (!d) return undefined;
+    const rep = d.route?.dst;
+    if (d.problems.length) for (const p of d.problems) problems.push(rep && rep !== prefix ? p.replace(rep, prefix) : p);
+    if (!d.route) return undefined;
+    return (d.shape ??= this.programmer.shape(d.route)) as RouteShape;
   }
 
   private setRouteProblems(list: string[]): void {
@@ -320,7 +339,7 @@ export class Agent {
     for (const p of list.slice(0, 20)) this.problems.set(`route:${p}`, p);
   }
 
-  // 100,000 routes from one peer share a few next-hop lists: keep one array per distinct list.
+  // Without speaker.routes(): 100,000 routes from one peer share a few next-hop lists, one array each.
   private readonly hopLists = new Map<string, string[]>();
   private intern(nhs: string[]): string[] {
     const k = nhs.length === 1 ? nhs[0] : nhs.join(',');
@@ -332,17 +351,20 @@ export class Agent {
   private onRoutes(changes: RouteChange[]): void {
     if (this.stopped) return;
     const problems: string[] = [];
+    const learned = this.learned;
+    const ctx = this.ctx;
     for (const ch of changes) {
-      if (ch.nextHops.length === 0) this.learned.delete(ch.prefix);
-      else this.learned.set(ch.prefix, this.intern(ch.nextHops));
-      if (!this.ctx) continue;
-      const fam = ch.family ?? (ch.prefix.includes(':') ? 6 : 4);
-      if (this.ctx.ownPrefixes.has(ch.prefix)) continue;
-      const route = ch.nextHops.length ? this.forward(ch.prefix, ch.nextHops, problems) : undefined;
-      this.programmer.set(fam, ch.prefix, route);
+      if (learned) {
+        if (ch.nextHops.length === 0) learned.delete(ch.prefix);
+        else learned.set(ch.prefix, this.intern(ch.nextHops));
+      }
+      if (!ctx || ctx.ownPrefixes.has(ch.prefix)) continue;
+      this.programmer.setShape(ch.prefix, ch.nextHops.length ? this.forward(ch.prefix, ch.nextHops, problems) : undefined);
     }
     if (problems.length) this.o.log.warn(`routes: ${problems.slice(0, 3).join('; ')}${problems.length > 3 ? ` (+${problems.length - 3})` : ''}`);
-    this.scheduleFlush();
+    // While a table streams in, program the kernel in batches as it comes (pipelined), not at the end.
+    if (this.programmer.pending >= FLUSH_BATCH) this.flushNow();
+    else this.scheduleFlush();
   }
 
   private scheduleFlush(): void {
@@ -356,7 +378,7 @@ export class Agent {
     const r = this.programmer.flush();
     this.metrics.observeProgramming(r.ms / 1000);
     this.metrics.routeErrors += r.errors.length;
-    this.metrics.routesInstalled = this.programmer.installedRoutes().length;
+    this.metrics.routesInstalled = this.programmer.installedCount;
     if (r.errors.length) {
       const first = r.errors[0];
       this.problem('programming', `${first.op} route ${first.route.dst}: ${first.error.message}${r.errors.length > 1 ? ` (+${r.errors.length - 1} more)` : ''}`);
@@ -478,12 +500,12 @@ export class Agent {
       routerId: this.routerId,
       peers: this.peerStatus(),
       problems: [...this.problems.values()],
-      routes: { installed: this.programmer.installedRoutes().length, pending: this.programmer.pending },
+      routes: { installed: this.programmer.installedCount, pending: this.programmer.pending },
     };
   }
 
   /** Learned routes (prefix → next hops), for tests. */
-  learnedRoutes(): Map<string, string[]> { return this.learned; }
+  learnedRoutes(): Map<string, string[]> { return new Map(this.learnedSource()); }
 }
 
 /** A router ID for a node with no IPv4 address: 4 bytes of a hash of its name. */

@@ -26,7 +26,12 @@ export interface ForwardingContext {
   resolve?: (nh: string) => { gateway?: string; oif?: number } | undefined;
 }
 
-export interface ForwardingResult { route?: KRoute; problems: string[] }
+export interface ForwardingResult {
+  route?: KRoute;
+  problems: string[];
+  /** Consumers may cache a derived value (the programmer's shape) on a shared decision. */
+  shape?: unknown;
+}
 
 const NO_PROBLEMS: string[] = [];
 
@@ -120,6 +125,8 @@ function fastV4(prefix: string): [number, number] | undefined {
  */
 export class Forwarder {
   private readonly cache = new Map<string, ForwardingResult>();
+  /** Decisions by next-hop list identity (the speaker shares one array per distinct list), then pool index + 1. */
+  private readonly byHops = new Map<string[], (ForwardingResult | undefined)[]>();
   private readonly v4pools: { base: number; len: number; idx: number }[] = [];
   constructor(readonly ctx: ForwardingContext) {
     ctx.pools.forEach((p, idx) => {
@@ -127,8 +134,13 @@ export class Forwarder {
     });
   }
 
-  route(prefix: string, nextHops: string[]): ForwardingResult {
-    if (this.ctx.ownPrefixes.has(prefix) || nextHops.length === 0) return { problems: [] };
+  /**
+   * The shared decision for a prefix: for IPv4, one object per (pool, next hops) whose route
+   * and problems name a representative prefix (dst must be replaced); for IPv6 a fresh result.
+   * Returns undefined for prefixes never installed (our own, or no next hops).
+   */
+  decide(prefix: string, nextHops: string[]): ForwardingResult | undefined {
+    if (this.ctx.ownPrefixes.has(prefix) || nextHops.length === 0) return undefined;
     const v4 = fastV4(prefix);
     if (!v4) return forwardingRoute(prefix, nextHops, this.ctx);
     let pool = -1, plen = -1;
@@ -137,14 +149,26 @@ export class Forwarder {
       const shift = 32 - p.len;
       if (p.len === 0 || Math.floor(v4[0] / 2 ** shift) === Math.floor(p.base / 2 ** shift)) { pool = p.idx; plen = p.len; }
     }
-    const key = `${pool}|${nextHops.join(',')}`;
-    let tmpl = this.cache.get(key);
+    let row = this.byHops.get(nextHops);
+    if (!row) { if (this.byHops.size >= 10_000) this.byHops.clear(); row = []; this.byHops.set(nextHops, row); }
+    let tmpl = row[pool + 1];
     if (!tmpl) {
-      // Decide for a representative prefix of that pool (or of no pool): same hops for all.
-      tmpl = forwardingRoute(prefix, nextHops, this.ctx);
-      this.cache.set(key, tmpl);
+      const key = `${pool}|${nextHops.join(',')}`;
+      tmpl = this.cache.get(key);
+      if (!tmpl) {
+        // Decide for a representative prefix of that pool (or of no pool): same hops for all.
+        tmpl = forwardingRoute(prefix, nextHops, this.ctx);
+        this.cache.set(key, tmpl);
+      }
+      row[pool + 1] = tmpl;
     }
-    if (!tmpl.route) return tmpl;
+    return tmpl;
+  }
+
+  route(prefix: string, nextHops: string[]): ForwardingResult {
+    const tmpl = this.decide(prefix, nextHops);
+    if (!tmpl) return { problems: [] };
+    if (!tmpl.route || tmpl.route.dst === prefix) return tmpl;
     const r = tmpl.route;
     const route: KRoute = r.multipath
       ? { family: 4, dst: prefix, multipath: r.multipath }

@@ -1,7 +1,8 @@
 // Routing information bases: Adj-RIB-In per peer, the Loc-RIB with best-path selection
 // (RFC 4271 §9.1.2 plus the usual tie-breakers and multipath), and the per-peer export rules
 // (iBGP split horizon, RFC 4456 route reflection). Paths are shared by every prefix of the
-// UPDATE that carried them, so 100,000 prefixes cost a map entry each, not an object each.
+// UPDATE that carried them, and Adj-RIBs-In and Loc-RIB live in one map keyed by the prefix
+// text: 100,000 prefixes from one peer cost one map entry each, not an object or three entries.
 import { asPathLength } from './codec/update';
 import { AS_SEQUENCE, type PathAttributes } from './codec/types';
 import { routerIdToNumber } from './codec/message';
@@ -14,6 +15,8 @@ export interface PeerInfo {
   rrClient: boolean;
   /** The sentinel for our own originations. */
   local?: boolean;
+  /** Prefixes held from this source (its Adj-RIB-In size), kept by the Rib. */
+  received?: number;
 }
 
 /** One path: attributes (shared), next hop, and where it came from. Never mutated except `stale`. */
@@ -22,9 +25,10 @@ export interface Path {
   attrs: PathAttributes;
   nextHop: string | undefined;
   stale: boolean;
+  /** Caches (per path, shared by every prefix using it): [this], and the next hops reported for it. */
+  one?: Path[];
+  hops?: string[];
 }
-
-export interface RibChange { prefix: string; old: Path[] | undefined; now: Path[] | undefined }
 
 export interface RibOptions { routerId: string; asn: number; clusterId?: string; multipath?: boolean }
 
@@ -62,12 +66,21 @@ export function comparePaths(a: Path, b: Path): number {
 }
 
 export class Rib {
-  readonly adjIn = new Map<PeerInfo, Map<string, Path>>();
-  /** Candidate paths per prefix, one per source. */
-  private readonly candidates = new Map<string, Path | Path[]>();
-  /** The Loc-RIB: best path first, then its multipath equals. */
-  readonly best = new Map<string, Path[]>();
-  private dirty = new Set<string>();
+  /**
+   * The whole RIB in one map: per prefix either the one path known for it (then also the best)
+   * or a Multi holding every candidate (one per source) and the best path(s). Adj-RIB-In of a
+   * peer = the entries whose candidate has that source (counted in `received`).
+   */
+  private readonly table = new Map<string, Path | Multi>();
+  /** Prefixes changed since the last flush → their best before the first change (Path or Path[]). */
+  private pending = new Map<string, Path | Path[]>();
+  /**
+   * Prefixes new since the last flush (best before: none). A table load is all new prefixes, so
+   * they go to an array, not the pending map; `fresh` (built only when an existing prefix is
+   * touched during such a batch) tells them apart so they are neither recorded twice nor in both.
+   */
+  private added: string[] = [];
+  private fresh: Set<string> | undefined;
 
   constructor(readonly opts: RibOptions) {}
 
@@ -80,56 +93,97 @@ export class Rib {
     return false;
   }
 
-  private inOf(peer: PeerInfo): Map<string, Path> {
-    let m = this.adjIn.get(peer);
-    if (!m) { m = new Map(); this.adjIn.set(peer, m); }
-    return m;
+  /** Records the best of an existing prefix before its first change since the last flush. */
+  private touch(prefix: string, slot: Path | Multi): void {
+    if (this.pending.has(prefix) || this.isFresh(prefix)) return;
+    this.pending.set(prefix, slot instanceof Multi ? slot.best : slot);
+  }
+
+  private isFresh(prefix: string): boolean {
+    if (this.added.length === 0) return false;
+    if (!this.fresh) this.fresh = new Set(this.added);
+    return this.fresh.has(prefix);
+  }
+
+  private addNew(prefix: string): void {
+    if (this.fresh) { if (this.fresh.has(prefix)) return; this.fresh.add(prefix); }
+    this.added.push(prefix);
+  }
+
+  private count(source: PeerInfo, d: number): void {
+    source.received = (source.received ?? 0) + d;
   }
 
   /** Adds or replaces the path from `path.source` for a prefix. */
   announce(prefix: string, path: Path): void {
-    this.inOf(path.source).set(prefix, path);
-    const c = this.candidates.get(prefix);
-    if (c === undefined) this.candidates.set(prefix, path);
-    else if (!Array.isArray(c)) this.candidates.set(prefix, c.source === path.source ? path : [c, path]);
-    else {
-      const i = c.findIndex((p) => p.source === path.source);
-      if (i >= 0) c[i] = path; else c.push(path);
+    const slot = this.table.get(prefix);
+    if (slot === undefined) { this.table.set(prefix, path); this.addNew(prefix); this.count(path.source, 1); return; }
+    this.touch(prefix, slot);
+    if (!(slot instanceof Multi)) {
+      if (slot.source === path.source) this.table.set(prefix, path);
+      else { this.table.set(prefix, new Multi([slot, path], [slot])); this.count(path.source, 1); }
+      return;
     }
-    this.dirty.add(prefix);
+    const c = slot.paths;
+    for (let i = 0; i < c.length; i++) if (c[i].source === path.source) { c[i] = path; return; }
+    c.push(path);
+    this.count(path.source, 1);
   }
 
   /** Removes the path from `source` for a prefix (no-op when absent). */
   withdraw(prefix: string, source: PeerInfo): void {
-    const m = this.adjIn.get(source);
-    if (!m || !m.delete(prefix)) return;
-    const c = this.candidates.get(prefix);
-    if (c === undefined) return;
-    if (!Array.isArray(c)) { if (c.source === source) this.candidates.delete(prefix); }
-    else {
-      const rest = c.filter((p) => p.source !== source);
-      this.candidates.set(prefix, rest.length === 1 ? rest[0] : rest);
-      if (rest.length === 0) this.candidates.delete(prefix);
+    const slot = this.table.get(prefix);
+    if (slot === undefined) return;
+    if (!(slot instanceof Multi)) {
+      if (slot.source !== source) return;
+      this.touch(prefix, slot);
+      this.table.delete(prefix);
+    } else {
+      const i = slot.paths.findIndex((p) => p.source === source);
+      if (i < 0) return;
+      this.touch(prefix, slot);
+      slot.paths.splice(i, 1);
+      if (slot.paths.length === 1) this.table.set(prefix, slot.paths[0]);
     }
-    this.dirty.add(prefix);
+    this.count(source, -1);
+  }
+
+  /** The path from `source` for a prefix, if any (Adj-RIB-In lookup). */
+  pathFrom(prefix: string, source: PeerInfo): Path | undefined {
+    const slot = this.table.get(prefix);
+    if (slot === undefined) return undefined;
+    if (!(slot instanceof Multi)) return slot.source === source ? slot : undefined;
+    return slot.paths.find((p) => p.source === source);
+  }
+
+  /** Number of prefixes received from a source (its Adj-RIB-In size). */
+  receivedFrom(source: PeerInfo): number { return source.received ?? 0; }
+
+  /** Calls fn for every path of `source` (a snapshot, so fn may withdraw). */
+  private pathsOf(source: PeerInfo, fn: (prefix: string, p: Path) => void): void {
+    const hits: string[] = [];
+    const paths: Path[] = [];
+    for (const [prefix, slot] of this.table) {
+      const p = slot instanceof Multi ? slot.paths.find((x) => x.source === source) : slot.source === source ? slot : undefined;
+      if (p) { hits.push(prefix); paths.push(p); }
+    }
+    for (let i = 0; i < hits.length; i++) fn(hits[i], paths[i]);
   }
 
   /** Withdraws every path of a peer (session down without graceful restart, or peer removed). */
   dropPeer(source: PeerInfo, filter?: (prefix: string, p: Path) => boolean): number {
-    const m = this.adjIn.get(source);
-    if (!m) return 0;
+    if (!this.receivedFrom(source)) return 0;
     let n = 0;
-    for (const [prefix, p] of [...m]) if (!filter || filter(prefix, p)) { this.withdraw(prefix, source); n++; }
-    if (!filter) this.adjIn.delete(source);
+    this.pathsOf(source, (prefix, p) => { if (!filter || filter(prefix, p)) { this.withdraw(prefix, source); n++; } });
     return n;
   }
 
   /** RFC 4724 §4.2: the helper keeps a restarting peer's routes, marked stale. */
   markStale(source: PeerInfo): number {
-    const m = this.adjIn.get(source);
-    if (!m) return 0;
-    for (const p of m.values()) p.stale = true;
-    return m.size;
+    if (!this.receivedFrom(source)) return 0;
+    let n = 0;
+    this.pathsOf(source, (_prefix, p) => { p.stale = true; n++; });
+    return n;
   }
 
   /** Removes the stale paths of a peer (for one family when given). */
@@ -138,39 +192,92 @@ export class Rib {
   }
 
   hasStale(source: PeerInfo): boolean {
-    const m = this.adjIn.get(source);
-    if (m) for (const p of m.values()) if (p.stale) return true;
+    if (!this.receivedFrom(source)) return false;
+    for (const slot of this.table.values()) {
+      if (slot instanceof Multi) { for (const p of slot.paths) if (p.source === source && p.stale) return true; }
+      else if (slot.source === source && slot.stale) return true;
+    }
     return false;
   }
 
-  /** Recomputes best paths of everything changed since the last flush; returns the changed ones. */
-  flush(): RibChange[] {
-    const out: RibChange[] = [];
-    const dirty = this.dirty;
-    this.dirty = new Set();
-    for (const prefix of dirty) {
-      const old = this.best.get(prefix);
-      const c = this.candidates.get(prefix);
-      let now: Path[] | undefined;
-      if (c === undefined) now = undefined;
-      else if (!Array.isArray(c)) now = [c];
-      else {
-        const sorted = c.slice().sort(comparePaths);
-        now = [sorted[0]];
-        if (this.opts.multipath !== false) for (let i = 1; i < sorted.length && comparePathsMultipath(sorted[0], sorted[i]) === 0; i++) now.push(sorted[i]);
-      }
-      if (sameSet(old, now)) continue;
-      if (now) this.best.set(prefix, now); else this.best.delete(prefix);
-      out.push({ prefix, old, now });
-    }
-    return out;
+  /** The Loc-RIB entry: best path first, then its multipath equals. */
+  best(prefix: string): readonly Path[] | undefined {
+    const slot = this.table.get(prefix);
+    return slot === undefined ? undefined : slot instanceof Multi ? slot.best : one(slot);
   }
 
-  get pending(): number { return this.dirty.size; }
+  /** The best path of a prefix. */
+  bestPath(prefix: string): Path | undefined {
+    const slot = this.table.get(prefix);
+    return slot === undefined ? undefined : slot instanceof Multi ? slot.best[0] : slot;
+  }
+
+  /** Every prefix with a best path, with it (Loc-RIB iteration). */
+  *entries(): IterableIterator<[string, readonly Path[]]> {
+    for (const [prefix, slot] of this.table) yield [prefix, slot instanceof Multi ? slot.best : one(slot)];
+  }
+
+  /** Every prefix in the Loc-RIB. */
+  prefixes(): IterableIterator<string> { return this.table.keys(); }
+
+  /** Number of prefixes in the Loc-RIB. */
+  get size(): number { return this.table.size; }
+
+  /**
+   * Recomputes best paths of everything changed since the last flush; calls `changed` for each
+   * prefix whose best path set changed (old/now undefined = none) and returns their count.
+   */
+  flush(changed: (prefix: string, old: readonly Path[] | undefined, now: readonly Path[] | undefined) => void): number {
+    const pending = this.pending, added = this.added;
+    if (pending.size === 0 && added.length === 0) return 0;
+    this.pending = new Map();
+    this.added = [];
+    this.fresh = undefined;
+    let n = 0;
+    for (let i = 0; i < added.length; i++) {
+      const prefix = added[i];
+      const slot = this.table.get(prefix);
+      if (slot === undefined) continue;
+      n++;
+      changed(prefix, undefined, slot instanceof Multi ? this.recompute(slot) : one(slot));
+    }
+    for (const [prefix, before] of pending) {
+      const old = Array.isArray(before) ? before : one(before);
+      const slot = this.table.get(prefix);
+      let now: readonly Path[] | undefined;
+      if (slot === undefined) now = undefined;
+      else if (!(slot instanceof Multi)) now = one(slot);
+      else now = this.recompute(slot);
+      if (sameSet(old, now)) continue;
+      n++;
+      changed(prefix, old, now);
+    }
+    return n;
+  }
+
+  /** Best path(s) of a Multi, kept as the same array while unchanged. */
+  private recompute(slot: Multi): Path[] {
+    const sorted = slot.paths.slice().sort(comparePaths);
+    const b = [sorted[0]];
+    if (this.opts.multipath !== false) for (let i = 1; i < sorted.length && comparePathsMultipath(sorted[0], sorted[i]) === 0; i++) b.push(sorted[i]);
+    if (!sameSet(slot.best, b)) slot.best = b;
+    return slot.best;
+  }
+
+  get pendingCount(): number { return this.pending.size + this.added.length; }
 }
 
-function sameSet(a: Path[] | undefined, b: Path[] | undefined): boolean {
+/** Several candidate paths for one prefix and the best of them (replaced, never mutated). */
+class Multi {
+  constructor(public paths: Path[], public best: Path[]) {}
+}
+
+/** [p], one array per path (shared by all its prefixes). */
+function one(p: Path): Path[] { return p.one ??= [p]; }
+
+function sameSet(a: readonly Path[] | undefined, b: readonly Path[] | undefined): boolean {
   if (!a || !b) return a === b;
+  if (a === b) return true;
   if (a.length !== b.length) return false;
   for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
   return true;

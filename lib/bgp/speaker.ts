@@ -4,7 +4,7 @@
 import { EventEmitter } from 'node:events';
 import type * as net from 'node:net';
 import { Session, type SessionDown } from './session';
-import { Rib, exportable, type Path, type PeerInfo, type RibChange } from './rib';
+import { Rib, exportable, type Path, type PeerInfo } from './rib';
 import { connectTcp, listenTcp, setMd5Key, type Listener } from './md5';
 import { packAnnouncements, packWithdrawals, encodeEndOfRib, endOfRib, type DecodedUpdate } from './codec/update';
 import { encodeRouteRefresh } from './codec/message';
@@ -74,6 +74,8 @@ interface Peer {
 }
 
 const DEFAULT_PORT = 179;
+/** Loc-RIB changes handed on ('routes', Adj-RIB-Out) at least every this many prefixes. */
+const FLUSH_BATCH = 4096;
 
 /** A BGP-4 speaker. Events: 'routes' (RouteChange[]), 'endOfRib' (address, family), 'peerState' (address, state). */
 export class Speaker extends EventEmitter {
@@ -94,7 +96,7 @@ export class Speaker extends EventEmitter {
     this.clock = o.clock ?? realClock;
     this.log = o.log ?? (() => {});
     this.asn = o.asn;
-    this.local = { address: '', routerId: o.routerId, asn: o.asn, ebgp: false, rrClient: false, local: true };
+    this.local = { address: '', routerId: o.routerId, asn: o.asn, ebgp: false, rrClient: false, local: true, received: 0 };
     this.rib = new Rib({ routerId: o.routerId, asn: o.asn, clusterId: o.clusterId });
   }
 
@@ -173,7 +175,7 @@ export class Speaker extends EventEmitter {
       const key = `${r.nextHop ?? ''}|${(r.communities ?? []).join(',')}`;
       let path = this.localPaths.get(key);
       if (!path) {
-        path = { source: this.local, attrs: { origin: ORIGIN_IGP, communities: r.communities?.length ? r.communities.slice() : undefined }, nextHop: r.nextHop, stale: false };
+        path = { source: this.local, attrs: { origin: ORIGIN_IGP, communities: r.communities?.length ? r.communities.slice() : undefined }, nextHop: r.nextHop, stale: false, one: undefined, hops: undefined };
         this.localPaths.set(key, path);
       }
       next.set(r.prefix, path);
@@ -188,7 +190,7 @@ export class Speaker extends EventEmitter {
     return [...this.peers.values()].map((p) => ({
       address: p.config.address, port: p.config.port ?? DEFAULT_PORT, asn: p.config.asn, type: p.config.type,
       state: p.session.state, since: p.session.since, info: p.session.info,
-      received: this.rib.adjIn.get(p.info)?.size ?? 0, advertised: p.adjOut.size,
+      received: this.rib.receivedFrom(p.info), advertised: p.adjOut.size,
     }));
   }
 
@@ -202,18 +204,26 @@ export class Speaker extends EventEmitter {
 
   /** The Loc-RIB's best next hops for a prefix (tests, status). */
   lookup(prefix: string): string[] | undefined {
-    const b = this.rib.best.get(prefix);
-    return b ? nextHopsOf(b) : undefined;
+    const b = this.rib.best(prefix);
+    return b ? this.nextHopsOf(b).slice() : undefined;
   }
 
   /** Number of prefixes in the Loc-RIB. */
-  get routeCount(): number { return this.rib.best.size; }
+  get routeCount(): number { return this.rib.size; }
+
+  /** Every learned route of the Loc-RIB with its best next hops (our own originations left out). */
+  *routes(): IterableIterator<[string, string[]]> {
+    for (const [prefix, best] of this.rib.entries()) {
+      const hops = this.nextHopsOf(best);
+      if (hops.length) yield [prefix, hops];
+    }
+  }
 
   // ---- peers ---------------------------------------------------------------------------
 
   private addPeer(addr: string, config: PeerConfig) {
     const ebgp = config.asn !== this.asn;
-    const info: PeerInfo = { address: addr, routerId: '0.0.0.0', asn: config.asn, ebgp, rrClient: !!config.rrClient || config.type === 'rrClient' };
+    const info: PeerInfo = { address: addr, routerId: '0.0.0.0', asn: config.asn, ebgp, rrClient: !!config.rrClient || config.type === 'rrClient', received: 0 };
     const session = new Session({
       asn: this.asn, routerId: this.o.routerId, peerAsn: config.asn, peerAddress: addr,
       holdTime: config.holdTime ?? this.o.holdTime ?? 90, connectRetryTime: this.o.connectRetryTime ?? 5,
@@ -274,7 +284,7 @@ export class Speaker extends EventEmitter {
     }
     this.flushNow(); // our Loc-RIB is current before the initial table goes out
     p.adjOut.clear();
-    this.sendTable(p, [...this.rib.best.keys()]);
+    this.sendTable(p, [...this.rib.prefixes()]);
     // End-of-RIB after the initial table (RFC 4724 §2).
     const eors: Uint8Array[] = [];
     for (const afi of s.families) eors.push(encodeEndOfRib(afi));
@@ -319,23 +329,26 @@ export class Speaker extends EventEmitter {
       } else {
         const shared: PathAttributes = attrs;
         if (u.nlri.length) {
-          const path: Path = { source: src, attrs: shared, nextHop: attrs.nextHop, stale: false };
+          const path: Path = { source: src, attrs: shared, nextHop: attrs.nextHop, stale: false, one: undefined, hops: undefined };
           for (const prefix of u.nlri) this.rib.announce(prefix, path);
         }
         if (reach) {
           const nh = reach.nextHops.find((h) => !h.startsWith('fe80')) ?? reach.nextHops[0];
-          const path: Path = { source: src, attrs: shared, nextHop: nh, stale: false };
+          const path: Path = { source: src, attrs: shared, nextHop: nh, stale: false, one: undefined, hops: undefined };
           for (const prefix of reach.nlri) this.rib.announce(prefix, path);
         }
       }
     }
-    this.scheduleFlush();
+    // A table arrives faster than the event loop turns (libuv reads many chunks per poll): hand
+    // changes on every FLUSH_BATCH prefixes so the kernel is programmed while UPDATEs still arrive.
+    if (this.rib.pendingCount >= FLUSH_BATCH) this.flushNow();
+    else this.scheduleFlush();
   }
 
   private onRouteRefresh(p: Peer, afi: number) {
     const fam = afi === AFI_IPV6 ? 6 : 4;
     for (const prefix of [...p.adjOut.keys()]) if (familyOf(prefix) === fam) p.adjOut.delete(prefix);
-    this.sendTable(p, [...this.rib.best.keys()].filter((x) => familyOf(x) === fam));
+    this.sendTable(p, [...this.rib.prefixes()].filter((x) => familyOf(x) === fam));
     p.session.send([encodeEndOfRib(afi)]);
   }
 
@@ -347,22 +360,46 @@ export class Speaker extends EventEmitter {
     setImmediate(() => { this.flushScheduled = false; this.flushNow(); });
   }
 
+  /** Emits 'routes' for what changed since the last flush (nextHops arrays are shared: never mutate them). */
   private flushNow() {
-    const changes = this.rib.flush();
-    if (!changes.length) return;
+    const changed: string[] = [];
     const events: RouteChange[] = [];
-    for (const c of changes) {
-      const before = c.old ? nextHopsOf(c.old) : [];
-      const after = c.now ? nextHopsOf(c.now) : [];
-      if (before.length === after.length && before.every((x, i) => x === after[i])) continue;
-      events.push({ prefix: c.prefix, family: familyOf(c.prefix), nextHops: after });
-    }
-    for (const p of this.peers.values()) if (p.session.state === 'Established') this.sendChanges(p, changes);
+    // Only a route reflector passes learned routes on: otherwise only changes involving our own
+    // originations can touch an Adj-RIB-Out.
+    const reflector = !!this.o.clusterId;
+    this.rib.flush((prefix, old, now) => {
+      if (reflector || old?.[0].source.local || now?.[0].source.local) changed.push(prefix);
+      const before = old ? this.nextHopsOf(old) : NO_HOPS;
+      const after = now ? this.nextHopsOf(now) : NO_HOPS;
+      if (before === after || sameHops(before, after)) return;
+      events.push({ prefix, family: familyOf(prefix), nextHops: after });
+    });
+    if (changed.length) for (const p of this.peers.values()) if (p.session.state === 'Established') this.sendTable(p, changed);
     if (events.length) this.emit('routes', events);
   }
 
-  private sendChanges(p: Peer, changes: RibChange[]) {
-    this.sendTable(p, changes.map((c) => c.prefix));
+  /** Distinct next-hop lists, one array each (100,000 prefixes from one peer share one). */
+  private readonly hopLists = new Map<string, string[]>();
+
+  /** Best next hops of a Loc-RIB entry, sorted, deduplicated; [] for our own originations. */
+  private nextHopsOf(paths: readonly Path[]): string[] {
+    if (paths.length === 1 && paths[0].hops) return paths[0].hops;
+    let hops: string[];
+    if (paths[0].source.local) hops = NO_HOPS;
+    else if (paths.length === 1) hops = paths[0].nextHop ? [paths[0].nextHop] : NO_HOPS;
+    else {
+      const set = new Set<string>();
+      for (const p of paths) if (p.nextHop) set.add(p.nextHop);
+      hops = [...set].sort();
+    }
+    if (hops.length) {
+      const key = hops.length === 1 ? hops[0] : hops.join(',');
+      const have = this.hopLists.get(key);
+      if (have) hops = have;
+      else { if (this.hopLists.size >= 10_000) this.hopLists.clear(); this.hopLists.set(key, hops); }
+    }
+    if (paths.length === 1) paths[0].hops = hops;
+    return hops;
   }
 
   /** Brings the peer's Adj-RIB-Out in line with the Loc-RIB for these prefixes; packs what changed. */
@@ -372,7 +409,7 @@ export class Speaker extends EventEmitter {
     const w4: string[] = [], w6: string[] = [];
     for (const prefix of prefixes) {
       const fam = familyOf(prefix);
-      const best = this.rib.best.get(prefix)?.[0];
+      const best = this.rib.bestPath(prefix);
       const ok = best && s.families.has(fam === 4 ? AFI_IPV4 : AFI_IPV6) && exportable(best, p.info, this.o.clusterId) && this.nextHopFor(p, best, fam) !== undefined;
       const desired = ok ? best : undefined;
       const prev = p.adjOut.get(prefix);
@@ -425,11 +462,12 @@ export class Speaker extends EventEmitter {
   }
 }
 
-function nextHopsOf(paths: Path[]): string[] {
-  if (paths[0].source.local) return [];
-  const set = new Set<string>();
-  for (const p of paths) if (p.nextHop) set.add(p.nextHop);
-  return [...set].sort();
+const NO_HOPS: string[] = [];
+
+function sameHops(a: string[], b: string[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
 }
 
 function familyOf(x: string): 4 | 6 { return x.includes(':') ? 6 : 4; }

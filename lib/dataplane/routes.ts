@@ -71,18 +71,50 @@ export function routeSatisfies(have: KRoute, want: KRoute): boolean {
     && (w.oif === undefined || h.oif === w.oif) && (!!w.onlink === !!h.onlink || w.onlink === undefined)));
 }
 
-interface Installed { route: KRoute; adopted: boolean }
+/**
+ * What a route does, without its destination: one object shared by every destination routed
+ * the same way (100,000 routes via one peer share one), made by RouteProgrammer.shape().
+ */
+export interface RouteShape {
+  /** The route with dst '' and no undefined fields. */
+  readonly route: KRoute;
+  readonly sig: string;
+  /** Found in the kernel at start (then `route` is exactly what the kernel reported). */
+  readonly adopted: boolean;
+}
 
-/** Keeps the kernel's protocol-177 routes equal to the desired set. */
+/**
+ * Keeps the kernel's protocol-177 routes equal to the desired set. Desired and installed sets
+ * are maps from the destination text (IPv4 and IPv6 texts never collide) to shared shapes.
+ */
 export class RouteProgrammer {
-  private readonly desired = new Map<string, KRoute>();
-  private readonly installed = new Map<string, Installed>();
-  private readonly dirty = new Set<string>();
+  private readonly desired = new Map<string, RouteShape>();
+  private readonly installed = new Map<string, RouteShape>();
+  /** Destinations to look at in the next flush → their desired shape (undefined: none). */
+  private dirty = new Map<string, RouteShape | undefined>();
+  private readonly shapes = new Map<string, RouteShape>();
   private holding = false;
   readonly protocol: number;
 
   constructor(private readonly table: RouteTable, opts: { protocol?: number } = {}) {
     this.protocol = opts.protocol ?? RTPROT_BRINDLE;
+  }
+
+  /** The shared shape of a route (its dst is ignored); the protocol becomes ours. */
+  shape(r: KRoute): RouteShape {
+    const key = `${r.family}|${r.type ?? ''}|${r.gateway ?? ''}|${r.oif ?? ''}|${r.onlink ? 1 : ''}|${r.scope ?? ''}|${r.table ?? ''}|${r.priority ?? ''}|${r.src ?? ''}|${r.multipath ? JSON.stringify(r.multipath) : ''}`;
+    let s = this.shapes.get(key);
+    if (s) return s;
+    const route: KRoute = { family: r.family, dst: '' };
+    for (const k of Object.keys(r) as (keyof KRoute)[]) {
+      if (k === 'family' || k === 'dst' || r[k] === undefined) continue;
+      (route as unknown as Record<string, unknown>)[k] = r[k];
+    }
+    route.protocol = this.protocol;
+    if (this.shapes.size >= 10_000) this.shapes.clear();
+    s = { route, sig: `${r.family}|${routeSignature(route)}`, adopted: false };
+    this.shapes.set(key, s);
+    return s;
   }
 
   /**
@@ -92,9 +124,8 @@ export class RouteProgrammer {
   adopt(opts: { hold?: boolean } = {}): number {
     const found = this.table.list(this.protocol);
     for (const r of found) {
-      const k = routeKey(r);
-      this.installed.set(k, { route: r, adopted: true });
-      this.dirty.add(k);
+      this.installed.set(r.dst, { route: r, sig: `${r.family}|${routeSignature(r)}`, adopted: true });
+      this.dirty.set(r.dst, this.desired.get(r.dst));
     }
     this.holding = !!opts.hold;
     return found.length;
@@ -104,40 +135,45 @@ export class RouteProgrammer {
   releaseStale(): void {
     if (!this.holding) return;
     this.holding = false;
-    for (const [k, v] of this.installed) if (v.adopted && !this.desired.has(k)) this.dirty.add(k);
+    for (const [k, v] of this.installed) if (v.adopted && !this.desired.has(k)) this.dirty.set(k, undefined);
   }
 
   get holdingStale(): boolean { return this.holding; }
 
   /** Sets (or, with undefined, clears) the desired route for one destination. */
   set(family: 4 | 6, dst: string, route: KRoute | undefined): void {
-    const k = family === 4 ? `4|${dst}` : `6|${dst}`;
-    if (route) {
-      const cur = this.desired.get(k);
-      if (cur && routeSignature(cur) === routeSignature(route)) return;
-      route.protocol = this.protocol;
-      this.desired.set(k, route);
-    } else if (!this.desired.delete(k)) {
+    void family;
+    this.setShape(dst, route ? this.shape(route) : undefined);
+  }
+
+  /** Sets (or clears) the desired route for one destination by its shape (the hot path). */
+  setShape(dst: string, shape: RouteShape | undefined): void {
+    if (shape) {
+      const cur = this.desired.get(dst);
+      if (cur === shape) return;
+      this.desired.set(dst, shape);
+      if (cur && cur.sig === shape.sig) { if (this.dirty.has(dst)) this.dirty.set(dst, shape); return; }
+    } else if (!this.desired.delete(dst)) {
       return;
     }
-    this.dirty.add(k);
+    this.dirty.set(dst, shape);
   }
 
   /** Replaces the whole desired set (full recompute); only differences become dirty. */
   setAll(routes: KRoute[]): void {
-    const next = new Map<string, KRoute>();
-    for (const r of routes) next.set(routeKey(r), r);
-    for (const k of this.desired.keys()) if (!next.has(k)) { this.desired.delete(k); this.dirty.add(k); }
-    for (const [k, r] of next) {
-      const cur = this.desired.get(k);
-      if (cur && routeSignature(cur) === routeSignature(r)) continue;
-      this.desired.set(k, { ...r, protocol: this.protocol });
-      this.dirty.add(k);
-    }
+    const next = new Map<string, RouteShape>();
+    for (const r of routes) next.set(r.dst, this.shape(r));
+    this.setAllShapes(next);
+  }
+
+  /** setAll by shapes: destination → shape. */
+  setAllShapes(next: Map<string, RouteShape>): void {
+    for (const k of this.desired.keys()) if (!next.has(k)) { this.desired.delete(k); this.dirty.set(k, undefined); }
+    for (const [k, s] of next) this.setShape(k, s);
   }
 
   /** The desired routes (for status and tests). */
-  desiredRoutes(): KRoute[] { return [...this.desired.values()]; }
+  desiredRoutes(): KRoute[] { return [...this.desired].map(([dst, s]) => ({ ...s.route, dst })); }
 
   get pending(): number { return this.dirty.size; }
 
@@ -145,26 +181,22 @@ export class RouteProgrammer {
   flush(): FlushReport {
     const t0 = performance.now();
     const toReplace: KRoute[] = [];
-    const replaceKeys: string[] = [];
+    const replaceShapes: RouteShape[] = [];
     const toDelete: KRoute[] = [];
-    const deleteKeys: string[] = [];
-    for (const k of this.dirty) {
-      const want = this.desired.get(k);
+    const dirty = this.dirty;
+    this.dirty = new Map();
+    for (const [k, want] of dirty) {
       const have = this.installed.get(k);
       if (want) {
-        if (have && (have.adopted ? routeSatisfies(have.route, want) : routeSignature(have.route) === routeSignature(want))) {
-          this.dirty.delete(k);
-          if (have.adopted) this.installed.set(k, { route: want, adopted: false });
+        if (have && (have === want || (have.adopted ? routeSatisfies(have.route, want.route) : have.sig === want.sig))) {
+          if (have !== want) this.installed.set(k, want);
           continue;
         }
-        toReplace.push(want);
-        replaceKeys.push(k);
+        toReplace.push({ ...want.route, dst: k });
+        replaceShapes.push(want);
       } else if (have) {
-        if (have.adopted && this.holding) { this.dirty.delete(k); continue; }
-        toDelete.push(have.route);
-        deleteKeys.push(k);
-      } else {
-        this.dirty.delete(k);
+        if (have.adopted && this.holding) continue;
+        toDelete.push(have.adopted ? have.route : { ...have.route, dst: k });
       }
     }
     const report: FlushReport = { replaced: 0, deleted: 0, errors: [], ms: 0 };
@@ -172,10 +204,9 @@ export class RouteProgrammer {
       const errs = this.table.replace(toReplace);
       for (let i = 0; i < toReplace.length; i++) {
         const e = errs[i];
-        if (e) { report.errors.push({ route: toReplace[i], op: 'replace', error: e }); continue; }
-        const k = replaceKeys[i];
-        this.installed.set(k, { route: toReplace[i], adopted: false });
-        this.dirty.delete(k);
+        const k = toReplace[i].dst;
+        if (e) { report.errors.push({ route: toReplace[i], op: 'replace', error: e }); if (!this.dirty.has(k)) this.dirty.set(k, replaceShapes[i]); continue; }
+        this.installed.set(k, replaceShapes[i]);
         report.replaced++;
       }
     }
@@ -183,10 +214,9 @@ export class RouteProgrammer {
       const errs = this.table.del(toDelete);
       for (let i = 0; i < toDelete.length; i++) {
         const e = errs[i];
-        if (e) { report.errors.push({ route: toDelete[i], op: 'del', error: e }); continue; }
-        const k = deleteKeys[i];
+        const k = toDelete[i].dst;
+        if (e) { report.errors.push({ route: toDelete[i], op: 'del', error: e }); if (!this.dirty.has(k)) this.dirty.set(k, undefined); continue; }
         this.installed.delete(k);
-        this.dirty.delete(k);
         report.deleted++;
       }
     }
@@ -195,7 +225,10 @@ export class RouteProgrammer {
   }
 
   /** Routes currently believed installed (for tests and status). */
-  installedRoutes(): KRoute[] { return [...this.installed.values()].map((v) => v.route); }
+  installedRoutes(): KRoute[] { return [...this.installed].map(([dst, s]) => (s.adopted ? s.route : { ...s.route, dst })); }
+
+  /** Number of routes believed installed. */
+  get installedCount(): number { return this.installed.size; }
 }
 
 /** A RouteTable over lib/netlink in the calling thread's namespace. */

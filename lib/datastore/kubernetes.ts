@@ -367,6 +367,26 @@ export class KubernetesDatastore implements Datastore {
     return w;
   }
 
+  /** The pod's annotations (GET /api/v1/namespaces/<ns>/pods/<pod>); {} when the pod is not there. */
+  async podAnnotations(namespace: string, pod: string): Promise<Record<string, string>> {
+    return this.coreAnnotations(`pod ${namespace}/${pod}`, `/api/v1/namespaces/${enc(namespace)}/pods/${enc(pod)}`);
+  }
+
+  /** The namespace's annotations (GET /api/v1/namespaces/<ns>); {} when it is not there. */
+  async namespaceAnnotations(namespace: string): Promise<Record<string, string>> {
+    return this.coreAnnotations(`namespace ${namespace}`, `/api/v1/namespaces/${enc(namespace)}`);
+  }
+
+  private async coreAnnotations(what: string, path: string): Promise<Record<string, string>> {
+    const a = await this.api.request('GET', path);
+    if (a.status === 404) return {};
+    if (a.status !== 200) throw statusError(what, a.status, a.json);
+    const ann = (a.json as K8sObject | undefined)?.metadata?.annotations;
+    const out: Record<string, string> = {};
+    if (ann && typeof ann === 'object') for (const [k, v] of Object.entries(ann)) if (typeof v === 'string') out[k] = v;
+    return out;
+  }
+
   async ping(): Promise<void> {
     const a = await this.api.request('GET', `${collection('IPPool')}?limit=1`);
     if (a.status !== 200) throw statusError('kubernetes ping', a.status, a.json);

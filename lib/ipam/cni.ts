@@ -61,7 +61,19 @@ function open(req: CniRequest): Opened {
       const { withFileLock } = require('../native/flock') as typeof import('../native/flock');
       try { fs.mkdirSync(dir, { recursive: true }); } catch { /* the lock open reports it */ }
       // A blocking flock (woken at once on release); run()'s deadline bounds the wait.
-      return withFileLock(`${dir}/ipam-${n.replace(/[/\0]/g, '_')}.lock`, fn);
+      const file = `${dir}/ipam-${n.replace(/[/\0]/g, '_')}.lock`;
+      // LockError comes only from taking the lock (fn has not run): under memory pressure the
+      // errno read after a LOCK_NB attempt is sometimes not flock's (ENOMEM seen with 200
+      // processes), so try again a few times before reporting it.
+      for (let attempt = 0; ; attempt++) {
+        let ran = false;
+        try {
+          return await withFileLock(file, () => { ran = true; return fn(); });
+        } catch (err) {
+          if (ran || attempt >= 4 || !(err instanceof Error && err.name === 'LockError')) throw err;
+          await new Promise((r) => setTimeout(r, 2 + attempt * 5));
+        }
+      }
     },
   });
   return { ds, ipam, node, ic, handle: handleOf(req.config, req.containerId), deadlineMs };
@@ -82,6 +94,14 @@ export function toCniError(err: unknown): unknown {
   return err;
 }
 
+let exitAfterVerb = false;
+
+/**
+ * The caller ends the process after one verb (the plugin entry points): an embedded store is
+ * then left for the exit to close, skipping SQLite's checkpoint-on-close fsyncs.
+ */
+export function setExitAfterVerb(on = true): void { exitAfterVerb = on; }
+
 /** Runs fn with the datastore open, within the deadline, closing it after and translating errors. */
 async function run<T>(req: CniRequest, fn: (o: Opened) => Promise<T>): Promise<T> {
   const o = open(req);
@@ -96,7 +116,8 @@ async function run<T>(req: CniRequest, fn: (o: Opened) => Promise<T>): Promise<T
     throw toCniError(err);
   } finally {
     if (timer) clearTimeout(timer);
-    o.ds.close().catch(() => undefined);
+    const ds = o.ds as Datastore & { leaveForExit?(): void };
+    if (exitAfterVerb && ds.leaveForExit) ds.leaveForExit(); else ds.close().catch(() => undefined);
   }
 }
 

@@ -1,6 +1,6 @@
 // The `brindle-ipam` IPAM plugin: wiring only (lib/cni/skel + lib/ipam/cni).
 import { runPlugin } from '../../lib/cni/skel';
-import { ipamAdd, ipamCheck, ipamDel, ipamGc, ipamStatus } from '../../lib/ipam/cni';
+import { ipamAdd, ipamCheck, ipamDel, ipamGc, ipamStatus, setExitAfterVerb } from '../../lib/ipam/cni';
 
 const ABOUT = 'brindle-ipam: per-node address blocks from the brindle datastore';
 
@@ -13,6 +13,7 @@ export async function main(): Promise<void> {
     const { configureLog } = require('../../lib/log') as typeof import('../../lib/log');
     configureLog({ path: c.log_file_path ?? ic.log_file_path, level: c.log_level ?? ic.log_level, context: req.containerId ? `${req.containerId.slice(0, 12)}/${req.ifname}` : 'ipam' });
   };
+  setExitAfterVerb();
   await runPlugin({
     add: async (req) => { setup(req); return ipamAdd(req); },
     del: async (req) => { setup(req); return ipamDel(req); },

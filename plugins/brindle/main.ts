@@ -1,12 +1,12 @@
 // The `brindle` CNI plugin: ADD/DEL/CHECK/STATUS/GC over lib/cni (protocol), lib/dataplane
 // (pod wiring) and IPAM (delegated to `ipam.type`, or lib/ipam in-process for brindle-ipam).
 /* eslint-disable @typescript-eslint/no-var-requires */
-import { runPlugin } from '../../lib/cni/skel';
+import { fastExit, runPlugin } from '../../lib/cni/skel';
 import { CniError, ERR_CHECK_FAILED, ERR_DATAPLANE, ERR_INVALID_CONFIG, ERR_IPAM, ERR_PLUGIN_NOT_AVAILABLE } from '../../lib/cni/errors';
 import type { CniRequest, Result } from '../../lib/cni/types';
 import { listAttachments, readAttachment, removeAttachment, writeAttachment, type Attachment } from '../../lib/cni/attachments';
 import { hostVethName } from '../../lib/dataplane/naming';
-import { configureLog, log } from '../../lib/log';
+import { configureLog, isoTime, log } from '../../lib/log';
 import type { NetlinkSocket as Nl } from '../../lib/netlink/socket';
 
 const ABOUT = 'brindle CNI plugin: BGP-routed pod networking';
@@ -114,7 +114,7 @@ async function add(req: CniRequest): Promise<Result> {
       const rec: Attachment = {
         network: net, containerId: req.containerId, ifname: req.ifname, netns: req.netns, hostIfname,
         hostIndex: w.hostIf.index, podMac: w.podIf.mac, mtu, ips, ipamType: ipamType(req),
-        podNamespace: req.args.K8S_POD_NAMESPACE, podName: req.args.K8S_POD_NAME, result, created: new Date().toISOString(),
+        podNamespace: req.args.K8S_POD_NAMESPACE, podName: req.args.K8S_POD_NAME, result, created: isoTime(),
       };
       writeAttachment(rec);
       log.info('added', { hostIfname, ips });
@@ -265,5 +265,7 @@ async function gc(req: CniRequest): Promise<void> {
 
 /** Entry point (called by plugins/main.ts). */
 export async function main(_argv?: string[]): Promise<void> {
-  await runPlugin({ add, del, check, status, gc }, ABOUT);
+  // Every verb handler opens a netlink socket or spawns the IPAM plugin through koffi, so by
+  // the time it returns koffi is loaded and the cheap exit applies.
+  await runPlugin({ add, del, check, status, gc, exit: (code, ran) => (ran ? fastExit(code) : process.exit(code)) }, ABOUT);
 }

@@ -5,7 +5,8 @@
 // server sends them); 404 NotFound; 422 Invalid for bad names and resourceVersion-less
 // custom resource updates; labelSelector on list and watch; watch with resourceVersion
 // streaming ADDED/MODIFIED/DELETED and 410 Gone (ERROR event) for a revision it no longer
-// keeps; bearer token authentication (401).
+// keeps; bearer token authentication (401). Core namespaces and pods are read-only (GET of one
+// object or a list; the test adds them with addNamespace/addPod), for the IPAM's annotations.
 import * as http from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 
@@ -27,6 +28,10 @@ export interface FakeApiServer {
   addNode(name: string, labels?: Record<string, string>): Obj;
   /** Bumps a Node's status as a kubelet heartbeat would (new resourceVersion). */
   touchNode(name: string): void;
+  /** Adds (or replaces) a Namespace with these annotations. */
+  addNamespace(name: string, annotations?: Record<string, string>): Obj;
+  /** Adds (or replaces) a Pod in a namespace (which must exist, as in Kubernetes). */
+  addPod(namespace: string, name: string, annotations?: Record<string, string>): Obj;
   /** Drops all watch history (later watches from old revisions get 410 Gone). */
   compact(): void;
   /** Removes every object (keeps the resourceVersion counter). */
@@ -111,6 +116,8 @@ export async function startFakeApiServer(opts: FakeApiServerOptions = {}): Promi
     if (m && CRD_PLURALS.includes(m[1])) {
       c = m[1];
       group = `${m[1]}.brindle.dev`;
+    } else if ((m = url.pathname.match(/^\/api\/v1\/namespaces(?:\/([^/]+)(?:\/pods(?:\/([^/]+))?)?)?$/)) && !url.pathname.endsWith('/')) {
+      return core(req, res, url, m[1] === undefined ? undefined : decodeURIComponent(m[1]), url.pathname.includes('/pods'), m[2] === undefined ? undefined : decodeURIComponent(m[2]));
     } else if ((m = url.pathname.match(/^\/api\/v1\/(nodes)(?:\/([^/]+))?$/))) {
       c = 'nodes';
       group = 'nodes';
@@ -202,6 +209,26 @@ export async function startFakeApiServer(opts: FakeApiServerOptions = {}): Promi
     send(res, 405, status(405, 'MethodNotAllowed', `${req.method} is not supported`));
   }
 
+  /** GET of namespaces and pods (namespaced by "<ns>/<pod>" keys in the 'pods' collection). */
+  function core(req: http.IncomingMessage, res: http.ServerResponse, url: URL, ns: string | undefined, pods: boolean, pod: string | undefined) {
+    if (req.method !== 'GET') return send(res, 405, status(405, 'MethodNotAllowed', `${req.method} is not supported`));
+    const match = selector(url.searchParams.get('labelSelector'));
+    if (!pods) {
+      if (ns === undefined) {
+        const items = [...coll('namespaces').values()].filter((o) => match(o.metadata.labels));
+        return send(res, 200, { kind: 'NamespaceList', apiVersion: 'v1', metadata: { resourceVersion: String(rv) }, items });
+      }
+      const o = coll('namespaces').get(ns);
+      return o ? send(res, 200, o) : send(res, 404, status(404, 'NotFound', `namespaces "${ns}" not found`, { name: ns, kind: 'namespaces' }));
+    }
+    if (pod === undefined) {
+      const items = [...coll('pods').values()].filter((o) => o.metadata.namespace === ns && match(o.metadata.labels));
+      return send(res, 200, { kind: 'PodList', apiVersion: 'v1', metadata: { resourceVersion: String(rv) }, items });
+    }
+    const o = coll('pods').get(`${ns}/${pod}`);
+    return o ? send(res, 200, o) : send(res, 404, status(404, 'NotFound', `pods "${pod}" not found`, { name: pod, kind: 'pods' }));
+  }
+
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   const port = (server.address() as AddressInfo).port;
 
@@ -226,6 +253,27 @@ export async function startFakeApiServer(opts: FakeApiServerOptions = {}): Promi
       o.metadata.resourceVersion = String(rv);
       (o.status as any).heartbeat = rv;
       emit('nodes', 'MODIFIED', o);
+    },
+    addNamespace(name, annotations = {}) {
+      rv++;
+      const o: Obj = {
+        apiVersion: 'v1', kind: 'Namespace',
+        metadata: { name, labels: { 'kubernetes.io/metadata.name': name }, annotations, resourceVersion: String(rv), uid: `uid-${rv}`, creationTimestamp: new Date().toISOString() },
+        spec: { finalizers: ['kubernetes'] }, status: { phase: 'Active' },
+      };
+      coll('namespaces').set(name, o);
+      return clone(o);
+    },
+    addPod(namespace, name, annotations = {}) {
+      if (!coll('namespaces').has(namespace)) throw new Error(`fake apiserver: namespace ${namespace}: not found`);
+      rv++;
+      const o: Obj = {
+        apiVersion: 'v1', kind: 'Pod',
+        metadata: { name, namespace, annotations, resourceVersion: String(rv), uid: `uid-${rv}`, creationTimestamp: new Date().toISOString() },
+        spec: { containers: [{ name: 'c', image: 'pause' }] }, status: { phase: 'Pending' },
+      };
+      coll('pods').set(`${namespace}/${name}`, o);
+      return clone(o);
     },
     compact() { events = []; },
     reset() { store.clear(); events = []; },
