@@ -17,12 +17,14 @@ npx tsc -p tsconfig.json --noEmit
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 set +e
-env -u NODE_EXTRA_CA_CERTS npx tap --reporter=terse "$@" 2>&1 | tee "$log"
+env -u NODE_EXTRA_CA_CERTS npx tap --reporter=tap "$@" 2>&1 | tee "$log"
 rc=${PIPESTATUS[0]}
 set -e
 summary=$(grep -E '^# \{ total:' "$log" | tail -1 || true)
 pass=$(sed -nE 's/.*pass: ([0-9]+).*/\1/p' <<<"$summary")
 fail=$(sed -nE 's/.*fail: ([0-9]+).*/\1/p' <<<"$summary")
 skip=$(sed -nE 's/.*skip: ([0-9]+).*/\1/p' <<<"$summary")
+echo "test files: $(grep -cE '^ok [0-9]' "$log" || true) passed, $(grep -cE '^not ok [0-9]' "$log" || true) failed"
+grep -E '^not ok [0-9]' "$log" || true
 echo "${pass:-0} passed, ${fail:-0} failed, ${skip:-0} skipped"
 exit "$rc"

@@ -542,11 +542,13 @@ export class Ipam {
         // leaves a handle naming a block without its addresses, never a handle-less address.
         const rest = { ...h.spec.block };
         delete rest[cidr];
-        ops.push(Object.keys(rest).length
-          ? { op: 'update', res: { ...h, spec: { ...h.spec, block: rest } } }
-          : { op: 'delete', kind: 'IPAMHandle', name: h.metadata.name, revision: h.metadata.revision });
+        const last = Object.keys(rest).length === 0;
+        ops.push(last
+          ? { op: 'delete', kind: 'IPAMHandle', name: h.metadata.name, revision: h.metadata.revision }
+          : { op: 'update', res: { ...h, spec: { ...h.spec, block: rest } } });
         await this.ds.apply(ops);
         freed.push(...here);
+        if (last) return; // the guarded delete succeeded: nothing left to read back
       }
     });
     return freed;
