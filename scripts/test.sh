@@ -5,8 +5,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 
-# Namespaces left by a crashed earlier run (prefix bt + 4 hex, see test/helpers/netns.ts).
-for ns in $(ip netns list | awk '{print $1}' | grep -E '^bt[0-9a-f]{4}' || true); do
+# Namespaces left by a crashed earlier run (prefix bt + 4 hex, see test/helpers/netns.ts),
+# only when older than an hour so that a suite running beside this one keeps its own.
+for ns in $(find /var/run/netns -maxdepth 1 -name 'bt*' -mmin +60 -printf '%f\n' 2>/dev/null | grep -E '^bt[0-9a-f]{4}' || true); do
   ip netns pids "$ns" 2>/dev/null | xargs -r kill -9 2>/dev/null || true
   ip netns del "$ns" 2>/dev/null || true
 done
