@@ -110,6 +110,7 @@ async function main(): Promise<void> {
       await ds.close();
       for (let round = 0; round < ROUNDS; round++) {
         // ---- our agent ----
+        await senderReady(gobgp);
         const env = { PATH: process.env.PATH, NODENAME: 'bench', BRINDLE_RUN_DIR: path.join(tmp, 'run'), BRINDLE_STATE_DIR: path.join(tmp, 'state'), DATASTORE_TYPE: 'embedded', BRINDLE_DB: db, BRINDLE_LOG_LEVEL: 'warn' };
         const logFd = fs.openSync(path.join(tmp, 'agent.log'), 'a');
         const t0 = performance.now();
@@ -123,6 +124,7 @@ async function main(): Promise<void> {
         await stop(agent);
         sh('ip', ['-n', recv, 'route', 'flush', 'proto', '177']);
         // ---- BIRD ----
+        await senderReady(gobgp);
         const t1 = performance.now();
         // `connect delay time 0`: BIRD otherwise waits 5 s before its first connect.
         const bird = await Bird.start(scope, recv, birdConfig({ routerId: RECV, asn: ASN, neighbors: [{ address: SEND, asn: ASN }] }).replace('connect retry time 2;', 'connect retry time 2; connect delay time 0;'));
@@ -182,6 +184,21 @@ async function announceBench(scope: Scope, n: number): Promise<void> {
   console.log(`\nlive announcement, our speaker → BIRD: ${n} prefixes in ${s.toFixed(3)} s`);
   await sp.stop();
   await bird.stop();
+}
+
+/**
+ * After a receiver goes, GoBGP holds the neighbour idle for a while and refuses connections;
+ * each receiver is started once GoBGP is back to Active (waiting passively), so neither
+ * receiver's time includes the previous one's aftermath.
+ */
+async function senderReady(g: Gobgp): Promise<void> {
+  const end = Date.now() + 60_000;
+  for (;;) {
+    const st = g.neighborState(RECV);
+    if (st === 'active') return;
+    if (Date.now() > end) throw new Error(`gobgp neighbor ${RECV} still ${st} after 60 s`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
 }
 
 function stop(p: ChildProcess): Promise<void> {

@@ -16,10 +16,13 @@ const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..')
 const require = createRequire(path.join(root, 'package.json'));
 // BRINDLE_BUILD_DIR / BRINDLE_DIST_DIR: build elsewhere (experiments, benchmarks of variants)
 // without replacing the dist/brindle that tests are running.
-const out = path.resolve(process.env.BRINDLE_BUILD_DIR ?? path.join(root, 'build', 'sea'));
+const finalOut = path.resolve(process.env.BRINDLE_BUILD_DIR ?? path.join(root, 'build', 'sea'));
 const dist = path.resolve(process.env.BRINDLE_DIST_DIR ?? path.join(root, 'dist'));
-fs.mkdirSync(out, { recursive: true });
+fs.mkdirSync(finalOut, { recursive: true });
 fs.mkdirSync(dist, { recursive: true });
+// Several engineers build at once: each build works in a private directory and installs
+// its results by rename, so no build ever injects another's half-written blob.
+const out = fs.mkdtempSync(path.join(finalOut, '.work-'));
 const pkg = JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8'));
 
 // BRINDLE_SEA_MODE (default 'warmcache'):
@@ -111,7 +114,8 @@ if (mode === 'warmcache') {
   const wrapped = `(function (exports, require, module, __filename, __dirname) {${bundle}\n})`;
   const bundleFile = path.join(out, 'brindle.wrapped.js');
   fs.writeFileSync(bundleFile, wrapped);
-  const bundleHash = createHash('sha256').update(wrapped).digest('hex').slice(0, 16);
+  // The node binary's version too: a V8 code cache only fits the V8 that made it.
+  const bundleHash = createHash('sha256').update(wrapped).update(process.version).digest('hex').slice(0, 16);
   // Build-time cache (top-level code only), made by this same node binary, which the
   // executable is a copy of: V8 accepts a cache only from the same version and flags.
   const cacheFile = path.join(out, 'brindle.ccache');
@@ -146,7 +150,7 @@ fs.writeFileSync(path.join(out, 'sea-config.json'), JSON.stringify(seaConfig, nu
 execFileSync(process.execPath, [...(process.env.BRINDLE_SEA_NODE_FLAGS ?? '').split(' ').filter(Boolean), '--experimental-sea-config', path.join(out, 'sea-config.json')], { stdio: 'inherit' });
 
 const exe = path.join(dist, 'brindle');
-const tmp = `${exe}.tmp`;
+const tmp = `${exe}.${process.pid}.tmp`;
 fs.copyFileSync(process.execPath, tmp);
 fs.chmodSync(tmp, 0o755);
 execFileSync(process.execPath, [
@@ -154,10 +158,14 @@ execFileSync(process.execPath, [
   '--sentinel-fuse', 'NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2',
 ], { stdio: ['ignore', 'ignore', 'inherit'] });
 fs.renameSync(tmp, exe);
+for (const f of fs.readdirSync(out)) fs.renameSync(path.join(out, f), path.join(finalOut, f));
+fs.rmSync(out, { recursive: true, force: true });
 for (const link of ['brindle-ipam', 'brindlectl']) {
   const p = path.join(dist, link);
-  fs.rmSync(p, { force: true });
-  fs.symlinkSync('brindle', p);
+  const t = `${p}.${process.pid}.tmp`;
+  fs.rmSync(t, { force: true });
+  fs.symlinkSync('brindle', t);
+  fs.renameSync(t, p);
 }
 // The executable must run: a failed injection would leave a plain node binary behind.
 if (process.env.BRINDLE_ENTRY) process.exit(0);

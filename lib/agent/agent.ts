@@ -375,7 +375,15 @@ export class Agent {
 
   private flushNow(): void {
     if (this.programmer.pending === 0) return;
-    const r = this.programmer.flush();
+    let r: ReturnType<RouteProgrammer['flush']>;
+    try {
+      r = this.programmer.flush();
+    } catch (err) {
+      // The netlink socket itself failed (not one route): keep everything pending and retry.
+      this.problem('programming', `route programming: ${(err as Error).message}`);
+      if (!this.retryTimer) this.retryTimer = setTimeout(() => { this.retryTimer = undefined; this.flushNow(); }, 2000);
+      return;
+    }
     this.metrics.observeProgramming(r.ms / 1000);
     this.metrics.routeErrors += r.errors.length;
     this.metrics.routesInstalled = this.programmer.installedCount;

@@ -102,6 +102,20 @@ export class RouteProgrammer {
 
   /** The shared shape of a route (its dst is ignored); the protocol becomes ours. */
   shape(r: KRoute): RouteShape {
+    // Consecutive routes mostly share their shape: compare with the last one before building a key.
+    const l = this.lastIn;
+    if (l && l.gateway === r.gateway && l.oif === r.oif && l.family === r.family && l.type === r.type && !l.onlink === !r.onlink
+      && l.multipath === r.multipath && l.scope === r.scope && l.table === r.table && l.priority === r.priority && l.src === r.src) return this.lastShape!;
+    const s = this.shapeSlow(r);
+    this.lastIn = { ...r };
+    this.lastShape = s;
+    return s;
+  }
+
+  private lastIn?: KRoute;
+  private lastShape?: RouteShape;
+
+  private shapeSlow(r: KRoute): RouteShape {
     const key = `${r.family}|${r.type ?? ''}|${r.gateway ?? ''}|${r.oif ?? ''}|${r.onlink ? 1 : ''}|${r.scope ?? ''}|${r.table ?? ''}|${r.priority ?? ''}|${r.src ?? ''}|${r.multipath ? JSON.stringify(r.multipath) : ''}`;
     let s = this.shapes.get(key);
     if (s) return s;
@@ -200,6 +214,18 @@ export class RouteProgrammer {
       }
     }
     const report: FlushReport = { replaced: 0, deleted: 0, errors: [], ms: 0 };
+    try {
+      this.apply(toReplace, replaceShapes, toDelete, report);
+    } catch (err) {
+      // The table failed as a whole (socket error): everything of this flush stays pending.
+      for (const [k, v] of dirty) if (!this.dirty.has(k)) this.dirty.set(k, v);
+      throw err;
+    }
+    report.ms = performance.now() - t0;
+    return report;
+  }
+
+  private apply(toReplace: KRoute[], replaceShapes: RouteShape[], toDelete: KRoute[], report: FlushReport): void {
     if (toReplace.length) {
       const errs = this.table.replace(toReplace);
       for (let i = 0; i < toReplace.length; i++) {
@@ -220,8 +246,6 @@ export class RouteProgrammer {
         report.deleted++;
       }
     }
-    report.ms = performance.now() - t0;
-    return report;
   }
 
   /** Routes currently believed installed (for tests and status). */

@@ -20,7 +20,15 @@ interface IpamApi {
   ipamGc(req: CniRequest): Promise<void>;
 }
 
-function ownIpam(): IpamApi { return require('../../lib/ipam/cni') as IpamApi; }
+let inGc = false;
+function ownIpam(): IpamApi {
+  const m = require('../../lib/ipam/cni') as IpamApi & { setExitAfterVerb?(on?: boolean): void };
+  // One verb, then the process ends (fastExit): the embedded store is left for the exit
+  // instead of closing with SQLite's checkpoint fsyncs. Not in GC, which opens the store once
+  // per stale attachment and would pile up open connections.
+  m.setExitAfterVerb?.(!inGc);
+  return m;
+}
 function pod(): typeof import('../../lib/dataplane/pod') { return require('../../lib/dataplane/pod'); }
 function delegate(): typeof import('../../lib/cni/delegate') { return require('../../lib/cni/delegate'); }
 
@@ -236,6 +244,7 @@ async function status(req: CniRequest): Promise<void> {
 
 async function gc(req: CniRequest): Promise<void> {
   setup(req);
+  inGc = true;
   const raw = req.config['cni.dev/valid-attachments'];
   const valid = new Set((Array.isArray(raw) ? raw : []).map((a) => `${a?.containerID}\u0000${a?.ifname}`));
   const net = req.config.name;
