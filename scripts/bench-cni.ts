@@ -75,6 +75,7 @@ function main(): void {
     console.error(`${bin} not found: run npm run build first`);
     process.exit(2);
   }
+  const load0 = os.loadavg();
   const tag = `bb${process.pid.toString(16)}`;
   const node = `${tag}node`, podB = `${tag}podb`, podP = `${tag}podp`;
   const root = fs.mkdtempSync(path.join(os.tmpdir(), 'brindle-bench-'));
@@ -118,11 +119,12 @@ function main(): void {
       row('ptp + host-local DEL', s.ptpDel),
       row('brindle VERSION (start-up)', s.brindleVersion),
       `ratio ADD brindle/ptp: ${ratioAdd.toFixed(2)} (target <= 3)`,
+      `load average ${load0.map((x) => x.toFixed(1)).join(' ')} at start, ${os.loadavg().map((x) => x.toFixed(1)).join(' ')} at end, ${os.cpus().length} cores, node ${process.version}`,
       `ratio DEL brindle/ptp: ${ratioDel.toFixed(2)}`,
     ];
     console.log(lines.join('\n'));
     const json = arg('json');
-    if (json) fs.writeFileSync(json, JSON.stringify({ n, bin, nodeExtraCaCerts: !!process.env.NODE_EXTRA_CA_CERTS, samples: s, ratioAdd, ratioDel }, null, 2));
+    if (json) fs.writeFileSync(json, JSON.stringify({ n, bin, nodeExtraCaCerts: !!process.env.NODE_EXTRA_CA_CERTS, loadStart: load0, loadEnd: os.loadavg(), samples: s, ratioAdd, ratioDel }, null, 2));
   } finally {
     for (const ns of [podB, podP, node]) { try { ip('netns', 'del', ns); } catch { /* gone */ } }
     fs.rmSync(root, { recursive: true, force: true });

@@ -7,7 +7,7 @@
 // and cannot embed assets; Node's own SEA flow with postject builds from the local Node.
 import { build } from 'esbuild';
 import { createHash } from 'node:crypto';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { createRequire } from 'node:module';
@@ -23,6 +23,7 @@ fs.mkdirSync(dist, { recursive: true });
 // Several engineers build at once: each build works in a private directory and installs
 // its results by rename, so no build ever injects another's half-written blob.
 const out = fs.mkdtempSync(path.join(finalOut, '.work-'));
+process.on('exit', () => fs.rmSync(out, { recursive: true, force: true }));
 const pkg = JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8'));
 
 // BRINDLE_SEA_MODE (default 'warmcache'):
@@ -31,7 +32,9 @@ const pkg = JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8'))
 //   top-level code (functions compile lazily, from source, on their first call: ~5 ms on the
 //   ADD path); so after the first successful CNI ADD the loader saves a code cache taken
 //   *after* the run, which holds every function that ADD compiled, next to the extracted
-//   native addons (root-owned, per bundle hash), and later invocations load that.
+//   native addons (root-owned, per bundle hash), and later invocations load that. The plugin
+//   names the path it took (its IPAM type: host-local and in-process brindle-ipam compile
+//   different code); an ADD down a path the cache lacks re-takes it, covering both.
 // - 'codecache': Node's SEA useCodeCache on the bundle itself (the previous build).
 // - 'snapshot': SEA useSnapshot with the CNI modules evaluated (measured slower here: the
 //   start-up snapshot is larger than Node's built-in one and deserializes on every start).
@@ -55,29 +58,44 @@ const env = process.env;
 const dir = (env.BRINDLE_NATIVE_DIR || '/var/lib/brindle/native') + '/' + ${JSON.stringify(bundleHash)};
 const a0 = env.BRINDLE_ARGV0 || process.argv0;
 // Only CNI invocations (one short process per call) keep a warm cache, one per program name.
+// File: uint16 LE header length, header = the "flavours" it covers (comma-separated, e.g. the
+// IPAM types the plugin ran with), then V8's cache data.
 const warmFile = env.CNI_COMMAND ? dir + '/' + a0.slice(a0.lastIndexOf('/') + 1) + '.ccache' : '';
-let data, warm = false;
+let data, warm = false, flavours = [];
 if (warmFile) {
   let fd = -1;
   try {
     fd = fs.openSync(warmFile, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
     const st = fs.fstatSync(fd);
     // Trusted as the extracted addons are: a regular file owned by us, not writable by others.
-    if (st.isFile() && st.uid === process.getuid() && (st.mode & 0o022) === 0) { data = fs.readFileSync(fd); warm = true; }
+    if (st.isFile() && st.uid === process.getuid() && (st.mode & 0o022) === 0) {
+      const buf = fs.readFileSync(fd);
+      const n = buf.readUInt16LE(0);
+      flavours = buf.toString('utf8', 2, 2 + n).split(',').filter(Boolean);
+      data = buf.subarray(2 + n);
+      warm = true;
+    }
   } catch { /* absent: the build-time cache */ }
   if (fd >= 0) fs.closeSync(fd);
 }
 if (!data) data = Buffer.from(sea.getAsset('brindle.ccache'));
 const script = new vm.Script(sea.getAsset('brindle.js', 'utf8'), { filename: 'brindle.js', cachedData: data });
-if (env.BRINDLE_DEBUG_CCACHE) fs.writeSync(2, 'brindle: code cache ' + (warm ? warmFile : 'build') + (script.cachedDataRejected ? ' rejected' : ' accepted') + '\\n');
-if (warmFile && env.CNI_COMMAND === 'ADD' && (!warm || script.cachedDataRejected)) {
+if (env.BRINDLE_DEBUG_CCACHE) fs.writeSync(2, 'brindle: code cache ' + (warm ? warmFile + ' [' + flavours + ']' : 'build') + (script.cachedDataRejected ? ' rejected' : ' accepted') + '\\n');
+const wanted = new Set();
+// The plugin names the path it took (its IPAM type); a cache lacking it is re-taken after the run.
+globalThis[Symbol.for('brindle.codeCache')] = { want(f) { wanted.add(String(f)); } };
+if (warmFile && env.CNI_COMMAND === 'ADD') {
   process.once('exit', (code) => {
     if (code !== 0) return;
+    const valid = warm && !script.cachedDataRejected;
+    if (valid && [...wanted].every((f) => flavours.includes(f))) return;
     try {
-      const buf = script.createCachedData();
+      const header = Buffer.from([...new Set([...(valid ? flavours : []), ...wanted])].join(','));
+      const len = Buffer.alloc(2);
+      len.writeUInt16LE(header.length, 0);
       fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
       const tmp = warmFile + '.' + process.pid + '.tmp';
-      fs.writeFileSync(tmp, buf, { mode: 0o600 });
+      fs.writeFileSync(tmp, Buffer.concat([len, header, script.createCachedData()]), { mode: 0o600 });
       fs.renameSync(tmp, warmFile);
     } catch { /* read-only or full: the next ADD tries again */ }
   });
@@ -147,7 +165,7 @@ const seaConfig = {
   assets,
 };
 fs.writeFileSync(path.join(out, 'sea-config.json'), JSON.stringify(seaConfig, null, 2));
-execFileSync(process.execPath, [...(process.env.BRINDLE_SEA_NODE_FLAGS ?? '').split(' ').filter(Boolean), '--experimental-sea-config', path.join(out, 'sea-config.json')], { stdio: 'inherit' });
+execFileSync(process.execPath, ['--experimental-sea-config', path.join(out, 'sea-config.json')], { stdio: 'inherit' });
 
 const exe = path.join(dist, 'brindle');
 const tmp = `${exe}.${process.pid}.tmp`;
@@ -171,4 +189,9 @@ for (const link of ['brindle-ipam', 'brindlectl']) {
 if (process.env.BRINDLE_ENTRY) process.exit(0);
 const v = execFileSync(exe, ['--version'], { encoding: 'utf8', env: { ...process.env, CNI_COMMAND: '' } }).trim();
 if (!v.startsWith('brindle ')) throw new Error(`built executable answered "${v}" to --version`);
+if (mode === 'warmcache') {
+  // A code cache V8 refuses would silently cost a full compile on every start.
+  const r = spawnSync(exe, ['--version'], { encoding: 'utf8', env: { ...process.env, CNI_COMMAND: '', BRINDLE_DEBUG_CCACHE: '1' } });
+  if (!/code cache build accepted/.test(r.stderr)) throw new Error(`built executable's code cache: ${r.stderr.trim() || 'no answer'}`);
+}
 console.log(`built ${path.relative(root, exe)} (${v}) in ${((Date.now() - t0) / 1000).toFixed(1)} s`);

@@ -26,14 +26,25 @@ interface ExecResult { status: number; stdout: string }
 // blocking write; such (unusual) configs go through child_process, which multiplexes.
 const SPAWN_STDIN_MAX = 60 * 1024;
 
-function execPlugin(file: string, env: NodeJS.ProcessEnv, stdin: string): ExecResult {
+/** A started plugin process; finish() reads its stdout to the end and reaps it. */
+interface Running { finish(): ExecResult }
+
+function startPlugin(file: string, env: NodeJS.ProcessEnv, stdin: string): Running {
   const input = Buffer.from(stdin);
   if (input.length <= SPAWN_STDIN_MAX) return spawnPiped(file, env, input);
-  // eslint-disable-next-line @typescript-eslint/no-var-requires
-  const { spawnSync } = require('node:child_process') as typeof import('node:child_process');
-  const r = spawnSync(file, [], { input, env, encoding: 'utf8', stdio: ['pipe', 'pipe', 'inherit'], maxBuffer: 16 << 20 });
-  if (r.error) throw new CniError(ERR_IPAM, `exec ipam plugin ${file}: ${r.error.message}`);
-  return { status: r.status ?? 1, stdout: r.stdout ?? '' };
+  return {
+    finish: () => {
+      // eslint-disable-next-line @typescript-eslint/no-var-requires
+      const { spawnSync } = require('node:child_process') as typeof import('node:child_process');
+      const r = spawnSync(file, [], { input, env, encoding: 'utf8', stdio: ['pipe', 'pipe', 'inherit'], maxBuffer: 16 << 20 });
+      if (r.error) throw new CniError(ERR_IPAM, `exec ipam plugin ${file}: ${r.error.message}`);
+      return { status: r.status ?? 1, stdout: r.stdout ?? '' };
+    },
+  };
+}
+
+function execPlugin(file: string, env: NodeJS.ProcessEnv, stdin: string): ExecResult {
+  return startPlugin(file, env, stdin).finish();
 }
 
 type Fn = (...args: any[]) => any;
@@ -74,7 +85,7 @@ const EINTR = 4;
  * node:child_process and its stream/net stack (~4 ms of every ADD). The child gets default
  * signal dispositions and an empty signal mask (Node ignores SIGPIPE; a child must not inherit that).
  */
-function spawnPiped(file: string, env: NodeJS.ProcessEnv, input: Buffer): ExecResult {
+function spawnPiped(file: string, env: NodeJS.ProcessEnv, input: Buffer): Running {
   const c = libcSpawn();
   // eslint-disable-next-line @typescript-eslint/no-var-requires
   const { errno } = (require('../native/koffi') as typeof import('../native/koffi')).koffi();
@@ -86,6 +97,7 @@ function spawnPiped(file: string, env: NodeJS.ProcessEnv, input: Buffer): ExecRe
   }
   const open = new Set<number>([inP[0], inP[1], outP[0], outP[1]]);
   const close = (fd: number) => { if (open.delete(fd)) { try { fs.closeSync(fd); } catch { /* already gone */ } } };
+  const closeAll = () => { for (const fd of [...open]) close(fd); };
   // glibc: posix_spawn_file_actions_t is 80 bytes, posix_spawnattr_t 336, sigset_t 128 (generous sizes are harmless).
   const fa = new Uint8Array(128), attr = new Uint8Array(512), sigs = new Uint8Array(128), mask = new Uint8Array(128);
   let pid = -1;
@@ -114,14 +126,28 @@ function spawnPiped(file: string, env: NodeJS.ProcessEnv, input: Buffer): ExecRe
     }
     close(inP[0]);
     close(outP[1]);
+    // Fits the pipe buffer (SPAWN_STDIN_MAX), so this never waits for the child.
     writeAll(inP[1], input);
     close(inP[1]);
-    const stdout = readAll(outP[0]);
-    close(outP[0]);
-    return { status: waitExit(c, errno, pid), stdout };
-  } finally {
-    for (const fd of [...open]) close(fd);
+  } catch (err) {
+    closeAll();
+    if (pid > 0) waitExit(c, errno, pid);
+    throw err;
   }
+  let done: ExecResult | undefined;
+  return {
+    finish: () => {
+      if (done) return done;
+      try {
+        const stdout = readAll(outP[0]);
+        close(outP[0]);
+        done = { status: waitExit(c, errno, pid), stdout };
+        return done;
+      } finally {
+        closeAll();
+      }
+    },
+  };
 }
 
 function writeAll(fd: number, buf: Buffer): void {
@@ -190,6 +216,15 @@ function parseError(stdout: string, type: string, verb: Verb): CniError {
 
 /** Runs the IPAM plugin for `verb`; returns its parsed result for ADD, undefined otherwise. */
 export function delegateIpam(req: CniRequest, verb: Verb): Result | undefined {
+  return startDelegateIpam(req, verb).finish();
+}
+
+/**
+ * Starts the IPAM plugin for `verb` and returns at once, the plugin running alongside the
+ * caller; finish() waits for it and gives what delegateIpam gives (or throws what it throws).
+ * Throws right away only when the plugin cannot be found or started.
+ */
+export function startDelegateIpam(req: CniRequest, verb: Verb): { finish(): Result | undefined } {
   const type = req.config.ipam?.type;
   if (typeof type !== 'string' || !type) throw new CniError(ERR_IPAM, 'ipam type missing from network config');
   const file = findInPath(type, req.path);
@@ -198,24 +233,30 @@ export function delegateIpam(req: CniRequest, verb: Verb): Result | undefined {
     ...process.env, CNI_COMMAND: verb, CNI_CONTAINERID: req.containerId, CNI_NETNS: req.netns,
     CNI_IFNAME: req.ifname, CNI_PATH: req.path.join(':'),
   };
-  let stdin = req.stdin && !req.config.cniVersions ? req.stdin : JSON.stringify(req.config);
-  let r = execPlugin(file, env, stdin);
-  if (r.status !== 0) {
-    let err = parseError(r.stdout, type, verb);
-    if (err.code === ERR_INCOMPATIBLE_VERSION && req.config.cniVersion === '1.1.0') {
-      const conf = JSON.parse(stdin);
-      conf.cniVersion = '1.0.0';
-      if (conf.prevResult) conf.prevResult.cniVersion = '1.0.0';
-      stdin = JSON.stringify(conf);
-      r = execPlugin(file, env, stdin);
-      if (r.status !== 0) err = parseError(r.stdout, type, verb);
-    }
-    if (r.status !== 0) throw err;
-  }
-  if (verb !== 'ADD') return undefined;
-  let raw: unknown;
-  try { raw = JSON.parse(r.stdout); } catch { throw new CniError(ERR_IPAM, `ipam ${type} add: result is not json`); }
-  return parseResult(raw, req.config.cniVersion);
+  const stdin0 = req.stdin && !req.config.cniVersions ? req.stdin : JSON.stringify(req.config);
+  const running = startPlugin(file, env, stdin0);
+  return {
+    finish: () => {
+      let stdin = stdin0;
+      let r = running.finish();
+      if (r.status !== 0) {
+        let err = parseError(r.stdout, type, verb);
+        if (err.code === ERR_INCOMPATIBLE_VERSION && req.config.cniVersion === '1.1.0') {
+          const conf = JSON.parse(stdin);
+          conf.cniVersion = '1.0.0';
+          if (conf.prevResult) conf.prevResult.cniVersion = '1.0.0';
+          stdin = JSON.stringify(conf);
+          r = execPlugin(file, env, stdin);
+          if (r.status !== 0) err = parseError(r.stdout, type, verb);
+        }
+        if (r.status !== 0) throw err;
+      }
+      if (verb !== 'ADD') return undefined;
+      let raw: unknown;
+      try { raw = JSON.parse(r.stdout); } catch { throw new CniError(ERR_IPAM, `ipam ${type} add: result is not json`); }
+      return parseResult(raw, req.config.cniVersion);
+    },
+  };
 }
 
 /** True when the plugin's VERSION answer lists `version`. */

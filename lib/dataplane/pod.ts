@@ -91,18 +91,27 @@ function hostSysctls(ifname: string, hasV6: boolean): [string, string][] {
   return s;
 }
 
+/** The two ends of a pod's veth right after creation (see createPodLinks). */
+export interface PodLinks { host: Link; pod: Link }
+
 /**
  * Builds the pod's wiring. `nlHost` is a socket in the node's namespace (the one we run in),
  * `nlPod` one opened inside the pod's. Throws CniError 101 naming the failed step; the caller undoes.
  */
 export function setupPod(nlHost: NetlinkSocket, nlPod: NetlinkSocket, spec: PodSpec): PodWiring {
-  const { hostIfname, ifname, netns, mtu } = spec;
-  const hasV6 = spec.ips.some(v6);
-  const hasV4 = spec.ips.some((ip) => !v6(ip));
-  const step = <T>(what: string, fn: () => T): T => {
-    try { return fn(); } catch (err) { throw dataplaneError(err, what); }
-  };
+  return configurePod(nlHost, nlPod, createPodLinks(nlHost, nlPod, spec), spec);
+}
 
+function step<T>(what: string, fn: () => T): T {
+  try { return fn(); } catch (err) { throw dataplaneError(err, what); }
+}
+
+/**
+ * First half of setupPod, which needs no address: the veth pair (the slow part in the
+ * kernel), both ends looked up. The plugin runs it while a delegated IPAM plugin is working.
+ */
+export function createPodLinks(nlHost: NetlinkSocket, nlPod: NetlinkSocket, spec: Omit<PodSpec, 'ips'>): PodLinks {
+  const { hostIfname, ifname, netns, mtu } = spec;
   // The peer is created directly in the pod namespace (IFLA_NET_NS_FD): no move, no rename.
   const fd = step(`open netns ${netns}`, () => openNetns(netns));
   try {
@@ -113,13 +122,22 @@ export function setupPod(nlHost: NetlinkSocket, nlPod: NetlinkSocket, spec: PodS
   }
   const host = step(`get link ${hostIfname}`, () => getLink(nlHost, hostIfname));
   if (!host) throw new CniError(ERR_DATAPLANE, `link ${hostIfname} vanished after creation`);
+  const pod = step(`get link ${ifname} in ${netns}`, () => getLink(nlPod, ifname));
+  if (!pod) throw new CniError(ERR_DATAPLANE, `link ${ifname} not found in netns ${netns} after creation`);
+  return { host, pod };
+}
+
+/** Second half of setupPod: sysctls, links up, the addresses and the routes. */
+export function configurePod(nlHost: NetlinkSocket, nlPod: NetlinkSocket, links: PodLinks, spec: PodSpec): PodWiring {
+  const { hostIfname, ifname, netns } = spec;
+  const { host, pod } = links;
+  const hasV6 = spec.ips.some(v6);
+  const hasV4 = spec.ips.some((ip) => !v6(ip));
   // Sysctls before up: accept_ra=0 and no DAD must hold before IPv6 configures the link.
   for (const [key, value] of hostSysctls(hostIfname, hasV6)) step(`set sysctl ${key}`, () => setSysctl(key, value));
   if (hasV6) step(`set sysctl net/ipv6/conf/${hostIfname}/accept_dad`, () => setSysctl(`net/ipv6/conf/${hostIfname}/accept_dad`, '0'));
   step(`set link ${hostIfname} up`, () => setLinkUp(nlHost, host.index));
 
-  const pod = step(`get link ${ifname} in ${netns}`, () => getLink(nlPod, ifname));
-  if (!pod) throw new CniError(ERR_DATAPLANE, `link ${ifname} not found in netns ${netns} after creation`);
   if (hasV6) {
     // Without DAD the pod's addresses are usable at once (no 1–2 s tentative phase).
     step(`set sysctl accept_dad in ${netns}`, () => withNetns(netns, () => {

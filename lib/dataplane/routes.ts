@@ -30,6 +30,11 @@ export interface RouteTable {
   replace(routes: KRoute[]): (Error | undefined)[];
   /** Deletes each route; a route already gone is success. */
   del(routes: KRoute[]): (Error | undefined)[];
+  /**
+   * Optional fast path of replace(): `count` routes given by routeAt(i), whose result may be
+   * one object reused between calls (no object per route for a 100,000-route table).
+   */
+  replaceEach?(count: number, routeAt: (i: number) => KRoute): (Error | undefined)[];
 }
 
 export interface FlushReport {
@@ -194,7 +199,7 @@ export class RouteProgrammer {
   /** Applies every pending difference to the kernel in batches; failed routes stay pending. */
   flush(): FlushReport {
     const t0 = performance.now();
-    const toReplace: KRoute[] = [];
+    const replaceDsts: string[] = [];
     const replaceShapes: RouteShape[] = [];
     const toDelete: KRoute[] = [];
     const dirty = this.dirty;
@@ -206,7 +211,7 @@ export class RouteProgrammer {
           if (have !== want) this.installed.set(k, want);
           continue;
         }
-        toReplace.push({ ...want.route, dst: k });
+        replaceDsts.push(k);
         replaceShapes.push(want);
       } else if (have) {
         if (have.adopted && this.holding) continue;
@@ -215,7 +220,7 @@ export class RouteProgrammer {
     }
     const report: FlushReport = { replaced: 0, deleted: 0, errors: [], ms: 0 };
     try {
-      this.apply(toReplace, replaceShapes, toDelete, report);
+      this.apply(replaceDsts, replaceShapes, toDelete, report);
     } catch (err) {
       // The table failed as a whole (socket error): everything of this flush stays pending.
       for (const [k, v] of dirty) if (!this.dirty.has(k)) this.dirty.set(k, v);
@@ -225,13 +230,26 @@ export class RouteProgrammer {
     return report;
   }
 
-  private apply(toReplace: KRoute[], replaceShapes: RouteShape[], toDelete: KRoute[], report: FlushReport): void {
-    if (toReplace.length) {
-      const errs = this.table.replace(toReplace);
-      for (let i = 0; i < toReplace.length; i++) {
+  private apply(dsts: string[], replaceShapes: RouteShape[], toDelete: KRoute[], report: FlushReport): void {
+    if (dsts.length) {
+      let errs: (Error | undefined)[];
+      if (this.table.replaceEach) {
+        // One scratch route per shape, its dst set per call: nothing allocated per route.
+        const scratch = new Map<RouteShape, KRoute>();
+        errs = this.table.replaceEach(dsts.length, (i) => {
+          const sh = replaceShapes[i];
+          let r = scratch.get(sh);
+          if (!r) { r = { ...sh.route }; scratch.set(sh, r); }
+          r.dst = dsts[i];
+          return r;
+        });
+      } else {
+        errs = this.table.replace(dsts.map((dst, i) => ({ ...replaceShapes[i].route, dst })));
+      }
+      for (let i = 0; i < dsts.length; i++) {
         const e = errs[i];
-        const k = toReplace[i].dst;
-        if (e) { report.errors.push({ route: toReplace[i], op: 'replace', error: e }); if (!this.dirty.has(k)) this.dirty.set(k, replaceShapes[i]); continue; }
+        const k = dsts[i];
+        if (e) { report.errors.push({ route: { ...replaceShapes[i].route, dst: k }, op: 'replace', error: e }); if (!this.dirty.has(k)) this.dirty.set(k, replaceShapes[i]); continue; }
         this.installed.set(k, replaceShapes[i]);
         report.replaced++;
       }
@@ -284,6 +302,16 @@ export function netlinkRouteTable(nl: unknown): RouteTable {
       return out;
     },
     replace(routes) { return norm(rt.replaceRoutes(sock, routes as never), routes.length); },
+    replaceEach(count, routeAt) {
+      const c = require('../netlink/constants') as typeof import('../netlink/constants');
+      const flags = c.NLM_F_REQUEST | c.NLM_F_CREATE | c.NLM_F_REPLACE;
+      const errs = sock.batch((i) => `replace route ${routeAt(i).dst}`, count, (w, i, seq) => {
+        const start = w.beginMessage(c.RTM_NEWROUTE, flags, seq, 0);
+        rt.encodeRoute(w, routeAt(i) as never, false);
+        w.endMessage(start);
+      });
+      return norm(errs, count);
+    },
     del(routes) {
       const errs = norm(rt.delRoutes(sock, routes as never), routes.length);
       return errs.map((e) => (e && (e as { notFound?: boolean }).notFound ? undefined : e));

@@ -38,12 +38,6 @@ function ipamType(req: CniRequest): string {
   return t;
 }
 
-async function ipamAdd(req: CniRequest): Promise<Result> {
-  const type = ipamType(req);
-  if (type === OWN_IPAM) return ownIpam().ipamAdd(req);
-  return delegate().delegateIpam(req, 'ADD')!;
-}
-
 async function ipamDel(req: CniRequest): Promise<void> {
   const type = ipamType(req);
   if (type === OWN_IPAM) return ownIpam().ipamDel(req);
@@ -98,11 +92,35 @@ async function add(req: CniRequest): Promise<Result> {
     }
     const mtu = dp.podMtu(nlHost, req.config as { mtu?: unknown; encapsulation?: unknown });
 
-    const ipamRes = await ipamAdd(req);
+    const spec = { netns: req.netns, ifname: req.ifname, hostIfname, mtu };
+    let ipamRes: Result;
+    let links: import('../../lib/dataplane/pod').PodLinks | undefined;
+    if (ipamType(req) === OWN_IPAM) {
+      ipamRes = await ownIpam().ipamAdd(req);
+    } else {
+      // A delegated IPAM plugin runs while we create the veth pair (which needs no address):
+      // the two slowest steps of an ADD overlap. Any failure undoes both.
+      const pending = delegate().startDelegateIpam(req, 'ADD');
+      try {
+        links = dp.createPodLinks(nlHost, nlPod, spec);
+      } catch (err) {
+        try { pending.finish(); } catch { /* the dataplane error is the one reported */ }
+        log.error('add failed, undoing', { err: String((err as Error)?.message ?? err) });
+        await undo(req, nlHost, hostIfname, undefined, false);
+        throw err;
+      }
+      try {
+        ipamRes = pending.finish()!;
+      } catch (err) {
+        log.error('ipam add failed, removing the veth', { err: String((err as Error)?.message ?? err) });
+        try { dp.teardownPod(nlHost, hostIfname); } catch (e) { log.error('undo: delete veth failed', { hostIfname, err: String(e) }); }
+        throw err;
+      }
+    }
     const ips = (ipamRes.ips ?? []).map((i) => plainIp(i.address));
     try {
       if (ips.length === 0) throw new CniError(ERR_IPAM, `ipam ${ipamType(req)} returned no address`);
-      const w = dp.setupPod(nlHost, nlPod, { netns: req.netns, ifname: req.ifname, hostIfname, ips, mtu });
+      const w = links ? dp.configurePod(nlHost, nlPod, links, { ...spec, ips }) : dp.setupPod(nlHost, nlPod, { ...spec, ips });
       const hasV4 = ips.some((ip) => !ip.includes(':'));
       const hasV6 = ips.some((ip) => ip.includes(':'));
       const result: Result = {
@@ -125,6 +143,8 @@ async function add(req: CniRequest): Promise<Result> {
         podNamespace: req.args.K8S_POD_NAMESPACE, podName: req.args.K8S_POD_NAME, result, created: isoTime(),
       };
       writeAttachment(rec);
+      // The SEA loader (scripts/build.mjs) keeps a V8 code cache per path taken: name ours.
+      (globalThis as { [k: symbol]: { want(f: string): void } | undefined })[Symbol.for('brindle.codeCache')]?.want(ipamType(req));
       log.info('added', { hostIfname, ips });
       return result;
     } catch (err) {

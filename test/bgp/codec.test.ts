@@ -171,3 +171,9 @@ t.test('packing: prefixes sharing attributes fill 4096-octet UPDATEs', async (t)
   t.ok(w.length <= 13 + 5);
   t.same(w.flatMap((m) => { const u = decodeUpdate(m, C4); return [...u.withdrawn, ...(u.attrs.mpUnreach?.withdrawn ?? [])]; }), [...v4, ...v6]);
 });
+
+t.test('ipv4 prefix text: every octet width, host bits cleared', async (t) => {
+  const { readPrefixes } = await import('../../lib/bgp/codec/prefix');
+  const b = new Uint8Array([0, 32, 255, 255, 255, 255, 8, 10, 26, 10, 1, 2, 199, 17, 100, 99, 255, 24, 9, 99, 100]);
+  t.same(readPrefixes(b, 0, b.length, 4), ['0.0.0.0/0', '255.255.255.255/32', '10.0.0.0/8', '10.1.2.192/26', '100.99.128.0/17', '9.99.100.0/24']);
+});

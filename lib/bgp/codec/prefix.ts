@@ -37,6 +37,25 @@ export function prefixSize(prefix: string): number {
 
 const v6buf = new Uint8Array(16);
 
+// IPv4 prefix text built as bytes and read as one flat string: a template literal makes seven
+// intermediate strings and a rope per prefix (100,000 prefixes: garbage, then a flatten on the
+// first map lookup).
+const text = Buffer.alloc(20);
+function digits(o: number, v: number): number {
+  if (v >= 100) { text[o++] = 48 + ((v / 100) | 0); v %= 100; text[o++] = 48 + ((v / 10) | 0); text[o++] = 48 + (v % 10); }
+  else if (v >= 10) { text[o++] = 48 + ((v / 10) | 0); text[o++] = 48 + (v % 10); }
+  else text[o++] = 48 + v;
+  return o;
+}
+function v4Text(a: number, b: number, c: number, d: number, len: number): string {
+  let o = digits(0, a); text[o++] = 46;
+  o = digits(o, b); text[o++] = 46;
+  o = digits(o, c); text[o++] = 46;
+  o = digits(o, d); text[o++] = 47;
+  o = digits(o, len);
+  return text.toString('latin1', 0, o);
+}
+
 /** Reads prefixes from buf[off..end); throws BgpError 3/10 when one is malformed. */
 export function readPrefixes(buf: Uint8Array, off: number, end: number, family: 4 | 6): string[] {
   const out: string[] = [];
@@ -56,7 +75,7 @@ export function readPrefixes(buf: Uint8Array, off: number, end: number, family: 
         const m = (0xff << (8 - (len & 7))) & 0xff;
         if (n === 1) a2 &= m; else if (n === 2) b2 &= m; else if (n === 3) c2 &= m; else d &= m;
       }
-      out.push(`${a2}.${b2}.${c2}.${d}/${len}`);
+      out.push(v4Text(a2, b2, c2, d, len));
     } else {
       v6buf.fill(0);
       for (let i = 0; i < n; i++) v6buf[i] = buf[off + i];
