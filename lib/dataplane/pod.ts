@@ -9,7 +9,7 @@ import { NetlinkSocket } from '../netlink/socket';
 import { closeFd, openNetns, withNetns } from '../netlink/netns';
 import { addVeth, delLink, getLink, getLinkByIndex, setLinkUp, type Link } from '../netlink/link';
 import { addAddr, listAddrs } from '../netlink/addr';
-import { ensureRoute, listRoutes, type Route } from '../netlink/route';
+import { ensureRoute, getRoute, listRoutes, type Route } from '../netlink/route';
 import { getSysctl, setSysctl } from '../netlink/sysctl';
 
 export const HOST_MAC = 'ee:ee:ee:ee:ee:ee';
@@ -65,8 +65,11 @@ export function podMtu(nl: NetlinkSocket, conf: { mtu?: unknown; encapsulation?:
   const overhead = OVERHEAD[typeof conf.encapsulation === 'string' ? conf.encapsulation : 'none'] ?? 0;
   let mtu = DEFAULT_MTU;
   try {
-    for (const family of [4, 6] as const) {
-      const def = listRoutes(nl, { family, table: 254 }).find((r) => r.dst === (family === 4 ? '0.0.0.0/0' : '::/0'));
+    // A FIB lookup (no packet is sent) of a documentation address finds the uplink the
+    // default route uses, without dumping a main table that may hold 100k BGP routes.
+    for (const probe of ['192.0.2.1', '2001:db8::1']) {
+      let def: ReturnType<typeof getRoute> | undefined;
+      try { def = getRoute(nl, probe); } catch { continue; }
       const oif = def?.oif ?? def?.multipath?.[0]?.oif;
       if (oif) {
         const link = getLinkByIndex(nl, oif);
