@@ -174,7 +174,7 @@ fs.chmodSync(tmp, 0o755);
 execFileSync(process.execPath, [
   require.resolve('postject/dist/cli.js'), tmp, 'NODE_SEA_BLOB', path.join(out, 'sea-prep.blob'),
   '--sentinel-fuse', 'NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2',
-], { stdio: ['ignore', 'ignore', 'inherit'] });
+], { stdio: ['ignore', 'ignore', 'pipe'], encoding: 'utf8' }); // LIEF warns about .note sections; errors still throw
 fs.renameSync(tmp, exe);
 for (const f of fs.readdirSync(out)) fs.renameSync(path.join(out, f), path.join(finalOut, f));
 fs.rmSync(out, { recursive: true, force: true });
