@@ -1,8 +1,9 @@
 // Helpers shared by the backends: label selector matching (the Kubernetes equality subset),
-// list filtering, and the typed errors each backend throws, named after the object.
+// list filtering, the typed errors each backend throws, named after the object, single writes
+// as apply() batches, and the newline-delimited JSON reader of the streaming watches.
 import {
   AlreadyExistsError, ConflictError, KINDS, NotFoundError,
-  type Kind, type ListOptions, type Resource,
+  type Kind, type ListOptions, type Resource, type WriteOp,
 } from './types';
 
 type Requirement = { key: string; op: '=' | '!=' | 'exists' | '!exists'; value?: string };
@@ -72,4 +73,42 @@ export function conflict(kind: Kind, name: string, want?: string, have?: string)
 export function stripRevision(res: Resource): Resource {
   const { revision: _rev, ...metadata } = res.metadata;
   return { kind: res.kind, metadata, spec: res.spec };
+}
+
+/** create/update/delete as one-op apply() batches, for a backend whose apply() is atomic. */
+export abstract class ApplyWrites {
+  abstract apply(ops: WriteOp[]): Promise<(Resource | undefined)[]>;
+
+  async create<K extends Kind>(res: Resource<K>): Promise<Resource<K>> {
+    return (await this.apply([{ op: 'create', res }]))[0] as Resource<K>;
+  }
+
+  async update<K extends Kind>(res: Resource<K>): Promise<Resource<K>> {
+    return (await this.apply([{ op: 'update', res }]))[0] as Resource<K>;
+  }
+
+  async delete(kind: Kind, name: string, revision?: string): Promise<void> {
+    await this.apply([{ op: 'delete', kind, name, revision }]);
+  }
+}
+
+/**
+ * A handler for the text chunks of a newline-delimited JSON stream (a watch): each non-empty
+ * line goes to `onJson` parsed; a line that is not JSON goes to `onBad`, and the rest of
+ * that chunk is dropped.
+ */
+export function ndjsonReader(onJson: (json: any) => void, onBad: () => void): (chunk: string) => void {
+  let buf = '';
+  return (chunk) => {
+    buf += chunk;
+    let nl: number;
+    while ((nl = buf.indexOf('\n')) >= 0) {
+      const line = buf.slice(0, nl).trim();
+      buf = buf.slice(nl + 1);
+      if (line === '') continue;
+      let json: unknown;
+      try { json = JSON.parse(line); } catch { onBad(); return; }
+      onJson(json);
+    }
+  };
 }

@@ -14,7 +14,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type BetterSqlite3 from 'better-sqlite3';
 import { loadNativeAddon } from '../native/addon';
-import { alreadyExists, checkKey, conflict, listFilter, notFound, stripRevision } from './common';
+import { alreadyExists, ApplyWrites, checkKey, conflict, listFilter, notFound, stripRevision } from './common';
 import {
   DatastoreError, ExpiredError, UnavailableError,
   type Datastore, type DatastoreSettings, type Kind, type ListOptions, type ListResult, type Resource,
@@ -44,7 +44,7 @@ PRAGMA user_version = ${SCHEMA_VERSION};
 type Row = { rev: number; json: string };
 type ChangeRow = { rev: number; kind: string; name: string; type: WatchEventType; json: string };
 
-export class EmbeddedDatastore implements Datastore {
+export class EmbeddedDatastore extends ApplyWrites implements Datastore {
   readonly type = 'embedded' as const;
   readonly path: string;
   private readonly db: BetterSqlite3.Database;
@@ -65,6 +65,7 @@ export class EmbeddedDatastore implements Datastore {
   private readonly listTx: BetterSqlite3.Transaction<(kind: string) => { rows: Row[]; rev: number }>;
 
   constructor(settings: Pick<DatastoreSettings, 'embeddedPath' | 'timeoutMs'> = {}) {
+    super();
     this.path = settings.embeddedPath ?? DEFAULT_EMBEDDED_PATH;
     const busyMs = Math.max(settings.timeoutMs ?? 0, MIN_BUSY_MS);
     this.db = wrapSqlite(`open database ${this.path}`, () => {
@@ -106,18 +107,6 @@ export class EmbeddedDatastore implements Datastore {
     const row = wrapSqlite(`get ${kind} ${name}`, () => this.st.getRow.get(kind, name));
     if (!row) throw notFound(kind, name);
     return fromRow<K>(row);
-  }
-
-  async create<K extends Kind>(res: Resource<K>): Promise<Resource<K>> {
-    return (await this.apply([{ op: 'create', res }]))[0] as Resource<K>;
-  }
-
-  async update<K extends Kind>(res: Resource<K>): Promise<Resource<K>> {
-    return (await this.apply([{ op: 'update', res }]))[0] as Resource<K>;
-  }
-
-  async delete(kind: Kind, name: string, revision?: string): Promise<void> {
-    await this.apply([{ op: 'delete', kind, name, revision }]);
   }
 
   async list<K extends Kind>(kind: K, opts?: ListOptions): Promise<ListResult<K>> {

@@ -6,7 +6,7 @@
 import * as fs from 'node:fs';
 import * as http from 'node:http';
 import * as https from 'node:https';
-import { alreadyExists, checkKey, conflict, listFilter, notFound, stripRevision } from './common';
+import { alreadyExists, ApplyWrites, checkKey, conflict, listFilter, ndjsonReader, notFound, stripRevision } from './common';
 import {
   ConflictError, DatastoreError, ExpiredError, KINDS, UnavailableError,
   type Datastore, type DatastoreSettings, type Kind, type ListOptions, type ListResult, type Resource,
@@ -200,21 +200,12 @@ class GatewayClient {
       } as https.RequestOptions, (res) => {
         gotResponse = true;
         clearTimeout(timer);
-        let buf = '';
         res.setEncoding('utf8');
-        res.on('data', (chunk: string) => {
-          buf += chunk;
-          let nl: number;
-          while ((nl = buf.indexOf('\n')) >= 0) {
-            const line = buf.slice(0, nl).trim();
-            buf = buf.slice(nl + 1);
-            if (line === '' || closed) continue;
-            let json: any;
-            try { json = JSON.parse(line); } catch { return end(new UnavailableError(`etcd ${ep.host}${path}: bad json in stream`)); }
-            if (res.statusCode !== 200 || json.error) return end(gatewayError(`etcd ${ep.host}${path}`, res.statusCode ?? 0, json.error ?? json));
-            onLine(json);
-          }
-        });
+        res.on('data', ndjsonReader((json) => {
+          if (closed) return;
+          if (res.statusCode !== 200 || json.error) return end(gatewayError(`etcd ${ep.host}${path}`, res.statusCode ?? 0, json.error ?? json));
+          onLine(json);
+        }, () => end(new UnavailableError(`etcd ${ep.host}${path}: bad json in stream`))));
         res.on('end', () => end(new UnavailableError(`etcd ${ep.host}${path}: stream ended`)));
         res.on('error', (err) => end(new UnavailableError(`etcd ${ep.host}${path}: ${err.message}`)));
       });
@@ -244,12 +235,13 @@ function gatewayError(what: string, status: number, json: any): Error {
   return new EtcdError(`${what}: ${msg}`, code, status);
 }
 
-export class EtcdDatastore implements Datastore {
+export class EtcdDatastore extends ApplyWrites implements Datastore {
   readonly type = 'etcd' as const;
   private readonly client: GatewayClient;
   private readonly watches = new Set<{ close(): void }>();
 
   constructor(settings: DatastoreSettings) {
+    super();
     this.client = new GatewayClient(settings, settings.timeoutMs ?? DEFAULT_TIMEOUT_MS);
   }
 
@@ -259,18 +251,6 @@ export class EtcdDatastore implements Datastore {
     const kv = r.kvs?.[0];
     if (!kv) throw notFound(kind, name);
     return decodeKv<K>(kv);
-  }
-
-  async create<K extends Kind>(res: Resource<K>): Promise<Resource<K>> {
-    return (await this.apply([{ op: 'create', res }]))[0] as Resource<K>;
-  }
-
-  async update<K extends Kind>(res: Resource<K>): Promise<Resource<K>> {
-    return (await this.apply([{ op: 'update', res }]))[0] as Resource<K>;
-  }
-
-  async delete(kind: Kind, name: string, revision?: string): Promise<void> {
-    await this.apply([{ op: 'delete', kind, name, revision }]);
   }
 
   async list<K extends Kind>(kind: K, opts?: ListOptions): Promise<ListResult<K>> {

@@ -16,7 +16,7 @@ import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as http from 'node:http';
 import * as https from 'node:https';
-import { alreadyExists, checkKey, conflict, listFilter, notFound } from './common';
+import { alreadyExists, checkKey, conflict, listFilter, ndjsonReader, notFound } from './common';
 import { kubeTarget, type KubeTarget } from './kubeconfig';
 import {
   ConflictError, DatastoreError, ExpiredError, NotFoundError, UnavailableError,
@@ -193,18 +193,8 @@ class ApiClient {
         });
         return;
       }
-      res.on('data', (chunk: string) => {
-        buf += chunk;
-        let nl: number;
-        while ((nl = buf.indexOf('\n')) >= 0) {
-          const line = buf.slice(0, nl).trim();
-          buf = buf.slice(nl + 1);
-          if (line === '' || closed) continue;
-          let json: any;
-          try { json = JSON.parse(line); } catch { return end(new UnavailableError(`${what}: bad json in stream`)); }
-          onLine(json);
-        }
-      });
+      res.on('data', ndjsonReader((json) => { if (!closed) onLine(json); },
+        () => end(new UnavailableError(`${what}: bad json in stream`))));
       res.on('end', () => end());
       res.on('error', (err) => end(new UnavailableError(`${what}: ${err.message}`)));
     });

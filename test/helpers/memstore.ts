@@ -1,29 +1,16 @@
 // A small working Datastore over Maps for unit tests: one global revision counter like
 // etcd's, create/update/delete guarded by revision, atomic apply(), list with label and
 // prefix selection, and watch from a revision over an in-memory event log.
+import { alreadyExists, ApplyWrites, conflict, listFilter, notFound } from '../../lib/datastore/common';
 import {
-  AlreadyExistsError, ConflictError, NotFoundError, UnavailableError,
+  UnavailableError,
   type Datastore, type Kind, type ListOptions, type ListResult, type Resource, type Watch,
   type WatchEvent, type WatchHandlers, type WriteOp,
 } from '../../lib/datastore/types';
 
 const clone = <T>(x: T): T => JSON.parse(JSON.stringify(x));
 
-function labelsMatch(sel: string | undefined, labels: Record<string, string> = {}): boolean {
-  if (!sel) return true;
-  for (const raw of sel.split(',')) {
-    const term = raw.trim();
-    if (!term) continue;
-    let m: RegExpMatchArray | null;
-    if ((m = term.match(/^([^!=]+)!=(.*)$/))) { if (labels[m[1].trim()] === m[2].trim()) return false; }
-    else if ((m = term.match(/^([^!=]+)==?(.*)$/))) { if (labels[m[1].trim()] !== m[2].trim()) return false; }
-    else if (term.startsWith('!')) { if (term.slice(1) in labels) return false; }
-    else if (!(term in labels)) return false;
-  }
-  return true;
-}
-
-export class MemStore implements Datastore {
+export class MemStore extends ApplyWrites implements Datastore {
   readonly type = 'embedded' as const;
   private rev = 0;
   private readonly data = new Map<string, Resource>();
@@ -47,30 +34,16 @@ export class MemStore implements Datastore {
   async get<K extends Kind>(kind: K, name: string): Promise<Resource<K>> {
     await this.check(); this.stats.reads++;
     const r = this.data.get(this.key(kind, name));
-    if (!r) throw new NotFoundError(`${kind} ${name} not found`);
+    if (!r) throw notFound(kind, name);
     return clone(r) as Resource<K>;
-  }
-
-  async create<K extends Kind>(res: Resource<K>): Promise<Resource<K>> {
-    return (await this.apply([{ op: 'create', res }]))[0] as Resource<K>;
-  }
-
-  async update<K extends Kind>(res: Resource<K>): Promise<Resource<K>> {
-    return (await this.apply([{ op: 'update', res }]))[0] as Resource<K>;
-  }
-
-  async delete(kind: Kind, name: string, revision?: string): Promise<void> {
-    await this.apply([{ op: 'delete', kind, name, revision }]);
   }
 
   async list<K extends Kind>(kind: K, opts: ListOptions = {}): Promise<ListResult<K>> {
     await this.check(); this.stats.reads++;
+    const keep = listFilter(opts);
     const items: Resource<K>[] = [];
     for (const [k, r] of this.data) {
-      if (!k.startsWith(`${kind}/`)) continue;
-      if (opts.prefix && !r.metadata.name.startsWith(opts.prefix)) continue;
-      if (!labelsMatch(opts.labelSelector, r.metadata.labels)) continue;
-      items.push(clone(r) as Resource<K>);
+      if (k.startsWith(`${kind}/`) && keep(r)) items.push(clone(r) as Resource<K>);
     }
     items.sort((a, b) => (a.metadata.name < b.metadata.name ? -1 : a.metadata.name > b.metadata.name ? 1 : 0));
     return { items, revision: String(this.rev) };
@@ -83,15 +56,15 @@ export class MemStore implements Datastore {
     for (const op of ops) {
       if (op.op === 'delete') {
         const cur = this.data.get(this.key(op.kind, op.name));
-        if (!cur) throw new NotFoundError(`${op.kind} ${op.name} not found`);
-        if (op.revision !== undefined && cur.metadata.revision !== op.revision) { this.stats.conflicts++; throw new ConflictError(`${op.kind} ${op.name}: revision ${op.revision} is stale`); }
+        if (!cur) throw notFound(op.kind, op.name);
+        if (op.revision !== undefined && cur.metadata.revision !== op.revision) { this.stats.conflicts++; throw conflict(op.kind, op.name, op.revision, cur.metadata.revision); }
       } else {
         const { kind, metadata } = op.res;
         const cur = this.data.get(this.key(kind, metadata.name));
-        if (op.op === 'create' && cur) throw new AlreadyExistsError(`${kind} ${metadata.name} already exists`);
+        if (op.op === 'create' && cur) throw alreadyExists(kind, metadata.name);
         if (op.op === 'update') {
-          if (!cur) throw new NotFoundError(`${kind} ${metadata.name} not found`);
-          if (metadata.revision !== undefined && cur.metadata.revision !== metadata.revision) { this.stats.conflicts++; throw new ConflictError(`${kind} ${metadata.name}: revision ${metadata.revision} is stale`); }
+          if (!cur) throw notFound(kind, metadata.name);
+          if (metadata.revision !== undefined && cur.metadata.revision !== metadata.revision) { this.stats.conflicts++; throw conflict(kind, metadata.name, metadata.revision, cur.metadata.revision); }
         }
       }
     }
