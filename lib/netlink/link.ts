@@ -64,15 +64,24 @@ function ifinfo(w: NlWriter, index: number, flags = 0, change = 0): void {
   encodeIfInfoMsg(w, { family: AF_UNSPEC, type: 0, index, flags, change });
 }
 
-/** Body of `ip link add NAME [mtu M] [address A] type veth peer name P [address] [mtu] [netns]`. */
-export function encodeVethRequest(o: VethOptions): Uint8Array {
-  const w = new NlWriter(256);
+/**
+ * Starts an RTM_NEWLINK body for a new link of `kind`: ifinfomsg, IFLA_IFNAME, [IFLA_MTU],
+ * [IFLA_ADDRESS], then IFLA_LINKINFO with IFLA_INFO_KIND left open; returns its offset.
+ */
+function beginNewLink(w: NlWriter, o: { name: string; mtu?: number; mac?: string }, kind: string): number {
   ifinfo(w, 0);
   w.attrString(IFLA_IFNAME, o.name);
   if (o.mtu !== undefined) w.attrU32(IFLA_MTU, o.mtu);
   if (o.mac !== undefined) w.attr(IFLA_ADDRESS, parseMac(o.mac));
   const li = w.beginNested(IFLA_LINKINFO);
-  w.attrString(IFLA_INFO_KIND, 'veth');
+  w.attrString(IFLA_INFO_KIND, kind);
+  return li;
+}
+
+/** Body of `ip link add NAME [mtu M] [address A] type veth peer name P [address] [mtu] [netns]`. */
+export function encodeVethRequest(o: VethOptions): Uint8Array {
+  const w = new NlWriter(256);
+  const li = beginNewLink(w, o, 'veth');
   const data = w.beginNested(IFLA_INFO_DATA);
   // VETH_INFO_PEER holds a whole ifinfomsg followed by the peer's IFLA_* attributes.
   const peer = w.beginNested(VETH_INFO_PEER);
@@ -96,12 +105,7 @@ export function addVeth(nl: NetlinkSocket, o: VethOptions): void {
 /** Body of `ip link add NAME type vxlan id VNI local IP dstport PORT [nolearning] [dev D]`. */
 export function encodeVxlanRequest(o: VxlanOptions): Uint8Array {
   const w = new NlWriter(256);
-  ifinfo(w, 0);
-  w.attrString(IFLA_IFNAME, o.name);
-  if (o.mtu !== undefined) w.attrU32(IFLA_MTU, o.mtu);
-  if (o.mac !== undefined) w.attr(IFLA_ADDRESS, parseMac(o.mac));
-  const li = w.beginNested(IFLA_LINKINFO);
-  w.attrString(IFLA_INFO_KIND, 'vxlan');
+  const li = beginNewLink(w, o, 'vxlan');
   const data = w.beginNested(IFLA_INFO_DATA);
   w.attrU32(IFLA_VXLAN_ID, o.vni);
   if (o.dev !== undefined) w.attrU32(IFLA_VXLAN_LINK, o.dev);
@@ -122,12 +126,7 @@ export function addVxlan(nl: NetlinkSocket, o: VxlanOptions): void {
 /** Creates a bridge. Equivalent to `ip link add NAME type bridge`. */
 export function addBridge(nl: NetlinkSocket, o: { name: string; mtu?: number; mac?: string }): void {
   const w = new NlWriter(128);
-  ifinfo(w, 0);
-  w.attrString(IFLA_IFNAME, o.name);
-  if (o.mtu !== undefined) w.attrU32(IFLA_MTU, o.mtu);
-  if (o.mac !== undefined) w.attr(IFLA_ADDRESS, parseMac(o.mac));
-  const li = w.beginNested(IFLA_LINKINFO);
-  w.attrString(IFLA_INFO_KIND, 'bridge');
+  const li = beginNewLink(w, o, 'bridge');
   w.endNested(li);
   nl.request(`add bridge ${o.name}`, RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, w.view());
 }

@@ -183,48 +183,66 @@ export class NetlinkSocket {
     }
   }
 
+  /**
+   * Calls `fn` on each message of the `n` bytes just received, skipping other senders',
+   * until it returns true; returns whether one did. Bad framing throws NetlinkDecodeError.
+   */
+  private eachMessage(n: number, op: string, fn: (type: number, flags: number, seq: number, payload: Uint8Array) => boolean): boolean {
+    const b = this.rbuf, dv = this.rdv;
+    let off = 0;
+    while (off < n) {
+      if (n - off < NLMSG_HDRLEN) throw new NetlinkDecodeError('truncated-header', off, `${op} reply`);
+      const len = dv.getUint32(off, true);
+      if (len < NLMSG_HDRLEN || off + len > n) throw new NetlinkDecodeError('bad-length', off, `${op} reply`);
+      const type = dv.getUint16(off + 4, true);
+      const flags = dv.getUint16(off + 6, true);
+      const mseq = dv.getUint32(off + 8, true);
+      const mpid = dv.getUint32(off + 12, true);
+      const payload = b.subarray(off + NLMSG_HDRLEN, off + len);
+      off += (len + 3) & ~3;
+      if (mpid !== this.pid && mpid !== 0) continue;
+      if (fn(type, flags, mseq, payload)) return true;
+    }
+    return false;
+  }
+
   /** Reads replies to `seq` until its ACK/error or NLMSG_DONE. */
   private receive(op: string, seq: number, fn?: (type: number, payload: Uint8Array) => void): boolean {
-    const b = this.rbuf, dv = this.rdv;
     let intr = false;
-    for (;;) {
-      const n = this.recvOnce(op);
-      let off = 0;
-      while (off < n) {
-        if (n - off < NLMSG_HDRLEN) throw new NetlinkDecodeError('truncated-header', off, `${op} reply`);
-        const len = dv.getUint32(off, true);
-        if (len < NLMSG_HDRLEN || off + len > n) throw new NetlinkDecodeError('bad-length', off, `${op} reply`);
-        const type = dv.getUint16(off + 4, true);
-        const flags = dv.getUint16(off + 6, true);
-        const mseq = dv.getUint32(off + 8, true);
-        const mpid = dv.getUint32(off + 12, true);
-        const payload = b.subarray(off + NLMSG_HDRLEN, off + len);
-        off += (len + 3) & ~3;
-        // Stale replies (an earlier request's leftovers) and other senders are skipped.
-        if (mseq !== seq || (mpid !== this.pid && mpid !== 0)) continue;
-        if (flags & NLM_F_DUMP_INTR) intr = true;
-        if (type === NLMSG_ERROR) {
-          const e = decodeError(payload, flags);
-          if (e.errno !== 0) throw new NetlinkError(op, e.errno, e.extack);
-          return intr;
-        }
-        if (type === NLMSG_DONE) {
-          // A dump that failed part way carries a negative errno in its DONE payload.
-          if (payload.length >= 4) {
-            const err = -new DataView(payload.buffer, payload.byteOffset, 4).getInt32(0, true);
-            if (err > 0) throw new NetlinkError(op, err);
-          }
-          return intr;
-        }
-        if (type === NLMSG_NOOP || type === NLMSG_OVERRUN) continue;
-        fn?.(type, payload);
+    const onMessage = (type: number, flags: number, mseq: number, payload: Uint8Array): boolean => {
+      // Stale replies (an earlier request's leftovers) are skipped.
+      if (mseq !== seq) return false;
+      if (flags & NLM_F_DUMP_INTR) intr = true;
+      if (type === NLMSG_ERROR) {
+        const e = decodeError(payload, flags);
+        if (e.errno !== 0) throw new NetlinkError(op, e.errno, e.extack);
+        return true;
       }
-    }
+      if (type === NLMSG_DONE) {
+        // A dump that failed part way carries a negative errno in its DONE payload.
+        if (payload.length >= 4) {
+          const err = -new DataView(payload.buffer, payload.byteOffset, 4).getInt32(0, true);
+          if (err > 0) throw new NetlinkError(op, err);
+        }
+        return true;
+      }
+      if (type !== NLMSG_NOOP && type !== NLMSG_OVERRUN) fn?.(type, payload);
+      return false;
+    };
+    while (!this.eachMessage(this.recvOnce(op), op, onMessage));
+    return intr;
   }
 
   /** Reads the answers of batch messages [first, end) until the one for lastSeq. */
   private receiveBatch(op: (i: number) => string, base: number, first: number, end: number, lastSeq: number, errors: (NetlinkError | undefined)[]): void {
-    const dv = this.rdv, b = this.rbuf;
+    const onMessage = (type: number, flags: number, mseq: number, payload: Uint8Array): boolean => {
+      if (type !== NLMSG_ERROR) return false;
+      const idx = ((mseq - base) >>> 0);
+      if (idx < first || idx >= end) return false;
+      const e: NlError = decodeError(payload, flags);
+      if (e.errno !== 0) errors[idx] = new NetlinkError(op(idx), e.errno, e.extack);
+      return mseq === lastSeq;
+    };
     for (;;) {
       let n: number;
       try {
@@ -237,24 +255,7 @@ export class NetlinkSocket {
         }
         throw err;
       }
-      let off = 0;
-      while (off < n) {
-        if (n - off < NLMSG_HDRLEN) throw new NetlinkDecodeError('truncated-header', off, 'batch reply');
-        const len = dv.getUint32(off, true);
-        if (len < NLMSG_HDRLEN || off + len > n) throw new NetlinkDecodeError('bad-length', off, 'batch reply');
-        const type = dv.getUint16(off + 4, true);
-        const flags = dv.getUint16(off + 6, true);
-        const mseq = dv.getUint32(off + 8, true);
-        const mpid = dv.getUint32(off + 12, true);
-        const payload = b.subarray(off + NLMSG_HDRLEN, off + len);
-        off += (len + 3) & ~3;
-        if (type !== NLMSG_ERROR || (mpid !== this.pid && mpid !== 0)) continue;
-        const idx = ((mseq - base) >>> 0);
-        if (idx < first || idx >= end) continue;
-        const e: NlError = decodeError(payload, flags);
-        if (e.errno !== 0) errors[idx] = new NetlinkError(op(idx), e.errno, e.extack);
-        if (mseq === lastSeq) return;
-      }
+      if (this.eachMessage(n, 'batch', onMessage)) return;
     }
   }
 

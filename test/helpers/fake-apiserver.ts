@@ -9,6 +9,7 @@
 // object or a list; the test adds them with addNamespace/addPod), for the IPAM's annotations.
 import * as http from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
+import { labelsMatch, parseLabelSelector } from '../../lib/datastore/common';
 
 export const CRD_PLURALS = ['ippools', 'ipamblocks', 'blockaffinities', 'ipamhandles', 'ipamconfigs', 'bgpconfigurations', 'bgppeers'];
 
@@ -47,19 +48,10 @@ function status(code: number, reason: string, message: string, details?: Record<
   return { kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', message, reason, details, code };
 }
 
-/** Label selector of the equality kind: a=b, a==b, a!=b, a, !a. */
+/** Label selector of the equality kind: a=b, a==b, a!=b, a, !a (the subset the backends speak). */
 function selector(sel: string | null): (labels: Record<string, string> | undefined) => boolean {
-  const terms = (sel ?? '').split(',').map((s) => s.trim()).filter(Boolean).map((s) => {
-    const m = s.match(/^([^!=]+?)\s*(!=|==|=)\s*(.*)$/);
-    if (m) return { k: m[1].trim(), op: m[2] === '!=' ? 'ne' : 'eq', v: m[3].trim() };
-    if (s.startsWith('!')) return { k: s.slice(1).trim(), op: 'absent', v: '' };
-    return { k: s, op: 'present', v: '' };
-  });
-  return (labels) => terms.every(({ k, op, v }) => {
-    const l = labels ?? {};
-    const has = k in l;
-    return op === 'eq' ? has && l[k] === v : op === 'ne' ? !has || l[k] !== v : op === 'present' ? has : !has;
-  });
+  const reqs = parseLabelSelector(sel ?? '');
+  return (labels) => labelsMatch(reqs, labels);
 }
 
 const clone = <T>(o: T): T => JSON.parse(JSON.stringify(o));
