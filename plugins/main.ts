@@ -1,6 +1,6 @@
 // The single executable's entry: picks the program by the name it runs under
 // (`brindle`, `brindle-ipam`, `brindlectl`) or by its first argument (`brindle agent`,
-// `brindle install`, `brindle ctl`, `brindle ipam`), then loads only that program.
+// `brindle controller`, `brindle install`, `brindle ctl`, `brindle ipam`), then loads only that program.
 /* eslint-disable @typescript-eslint/no-var-requires */
 
 type Main = { main(argv: string[]): Promise<void> };
@@ -21,6 +21,7 @@ function pick(): { mod: () => Main; argv: string[] } {
   if (name === 'brindlectl') return { mod: () => require('./brindlectl/main'), argv: args };
   switch (args[0]) {
     case 'agent': return { mod: () => require('./agent/main'), argv: args.slice(1) };
+    case 'controller': return { mod: () => require('./controller/main'), argv: args.slice(1) };
     case 'install': return { mod: () => require('./install/main'), argv: args.slice(1) };
     case 'ctl': return { mod: () => require('./brindlectl/main'), argv: args.slice(1) };
     case 'ipam': return { mod: () => require('./brindle-ipam/main'), argv: args.slice(1) };

@@ -163,6 +163,10 @@ export function computePeers(inp: PeerInputs): PeerConfig[] {
     if (meRR && clusterAddrs.has(target.address)) {
       const other = inp.nodes.find((n) => nodeAddress(n.spec, fam) === target.address);
       if (other && !isReflector(other)) p.rrClient = true;
+    } else if (meRR && p.asn === nodeAsn(me.spec, cfg)) {
+      // Calico's rule for peers outside the cluster: on a reflector node, a BGPPeer in the
+      // node's own AS is a route-reflector client (external routers have no cluster ID).
+      p.rrClient = true;
     }
     put(p);
   }

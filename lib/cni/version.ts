@@ -33,6 +33,15 @@ export function negotiateVersion(conf: { cniVersion?: unknown; cniVersions?: unk
 
 const isObj = (x: unknown): x is Record<string, any> => typeof x === 'object' && x !== null && !Array.isArray(x);
 
+/** A result's list `name`: each entry an object with the string `key`, mapped by `fn`. */
+function parseList<T>(list: unknown, name: string, key: string, missing: string, fn: (o: Record<string, any>) => T): T[] {
+  if (!Array.isArray(list)) throw new CniError(ERR_DECODE, `result ${name} is not a list`);
+  return list.map((x: unknown) => {
+    if (!isObj(x) || typeof x[key] !== 'string') throw new CniError(ERR_DECODE, `result ${missing}`);
+    return fn(x);
+  });
+}
+
 /** Parses a result of any supported version (a prevResult, an IPAM plugin's output) into the 1.1.0 shape. */
 export function parseResult(raw: unknown, fallbackVersion: string): Result {
   if (!isObj(raw)) throw new CniError(ERR_DECODE, 'result is not an object');
@@ -40,9 +49,7 @@ export function parseResult(raw: unknown, fallbackVersion: string): Result {
   if (!isSupported(version)) throw new CniError(ERR_INCOMPATIBLE_VERSION, `unsupported result version ${JSON.stringify(version)}`);
   const out: Result = { cniVersion: CURRENT_VERSION };
   if (raw.interfaces !== undefined) {
-    if (!Array.isArray(raw.interfaces)) throw new CniError(ERR_DECODE, 'result interfaces is not a list');
-    out.interfaces = raw.interfaces.map((i: unknown): Interface => {
-      if (!isObj(i) || typeof i.name !== 'string') throw new CniError(ERR_DECODE, 'result interface without a name');
+    out.interfaces = parseList(raw.interfaces, 'interfaces', 'name', 'interface without a name', (i): Interface => {
       const r: Interface = { name: i.name };
       if (typeof i.mac === 'string' && i.mac) r.mac = i.mac;
       if (typeof i.sandbox === 'string' && i.sandbox) r.sandbox = i.sandbox;
@@ -53,9 +60,7 @@ export function parseResult(raw: unknown, fallbackVersion: string): Result {
     });
   }
   if (raw.ips !== undefined) {
-    if (!Array.isArray(raw.ips)) throw new CniError(ERR_DECODE, 'result ips is not a list');
-    out.ips = raw.ips.map((ip: unknown): IpConfig => {
-      if (!isObj(ip) || typeof ip.address !== 'string') throw new CniError(ERR_DECODE, 'result ip without an address');
+    out.ips = parseList(raw.ips, 'ips', 'address', 'ip without an address', (ip): IpConfig => {
       const r: IpConfig = { address: ip.address };
       if (typeof ip.gateway === 'string' && ip.gateway) r.gateway = ip.gateway;
       if (typeof ip.interface === 'number') r.interface = ip.interface;
@@ -63,9 +68,7 @@ export function parseResult(raw: unknown, fallbackVersion: string): Result {
     });
   }
   if (raw.routes !== undefined) {
-    if (!Array.isArray(raw.routes)) throw new CniError(ERR_DECODE, 'result routes is not a list');
-    out.routes = raw.routes.map((rt: unknown): Route => {
-      if (!isObj(rt) || typeof rt.dst !== 'string') throw new CniError(ERR_DECODE, 'result route without a dst');
+    out.routes = parseList(raw.routes, 'routes', 'dst', 'route without a dst', (rt): Route => {
       const r: Route = { dst: rt.dst };
       if (typeof rt.gw === 'string' && rt.gw) r.gw = rt.gw;
       for (const k of ['mtu', 'advmss', 'priority', 'table', 'scope'] as const) if (typeof rt[k] === 'number') r[k] = rt[k];

@@ -98,8 +98,7 @@ export class LeaderElector {
     const now = clock.now();
     if (!cur) {
       try {
-        await ds.create(this.record(identity));
-        return this.won(now, identity);
+        return this.won(now, identity, await ds.create(this.record(identity)));
       } catch (err) {
         if (err instanceof AlreadyExistsError) return this.lost();
         throw err;
@@ -118,16 +117,16 @@ export class LeaderElector {
       if (!expired) return this.lost();
     }
     try {
-      await ds.update(this.record(identity, cur));
-      return this.won(now, identity);
+      return this.won(now, identity, await ds.update(this.record(identity, cur)));
     } catch (err) {
       if (err instanceof ConflictError || err instanceof NotFoundError) return this.lost();
       throw err;
     }
   }
 
-  private won(now: number, identity: string): boolean {
+  private won(now: number, identity: string, rec: Resource<'IPAMHandle'>): boolean {
     this.renewedAt = now;
+    this.transitions = Number(rec.metadata.annotations?.[ANN_TRANSITIONS] ?? '0') || 0;
     this.holderSeen = identity;
     this.observed = undefined;
     return true;

@@ -7,6 +7,7 @@ import * as fs from 'node:fs';
 import * as http from 'node:http';
 import * as https from 'node:https';
 import { alreadyExists, ApplyWrites, checkKey, conflict, listFilter, ndjsonReader, notFound, stripRevision } from './common';
+import { exchange } from './http';
 import {
   ConflictError, DatastoreError, ExpiredError, KINDS, UnavailableError,
   type Datastore, type DatastoreSettings, type Kind, type ListOptions, type ListResult, type Resource,
@@ -121,59 +122,26 @@ class GatewayClient {
     return this.authing;
   }
 
-  private once<T>(ep: URL, path: string, payload: string, deadline: number, retried = false): Promise<T> {
-    return new Promise<T>((resolve, reject) => {
-      const left = deadline - Date.now();
-      if (left <= 0) return reject(new UnavailableError(`etcd ${ep.host}${path}: deadline exceeded`));
-      const headers: http.OutgoingHttpHeaders = {
-        'content-type': 'application/json',
-        'content-length': Buffer.byteLength(payload),
-      };
-      if (this.token) headers.authorization = this.token;
-      let settled = false;
-      const req = this.mod.request({
-        host: ep.hostname.replace(/^\[|\]$/g, ''), port: ep.port || (ep.protocol === 'https:' ? 443 : 80),
-        method: 'POST', path, headers, agent: this.agent,
-      }, (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('error', (err) => fail(new UnavailableError(`etcd ${ep.host}${path}: ${err.message}`)));
-        res.on('end', () => {
-          if (settled) return;
-          settled = true;
-          clearTimeout(timer);
-          let json: any;
-          try {
-            json = JSON.parse(Buffer.concat(chunks).toString('utf8') || '{}');
-          } catch {
-            return reject(new UnavailableError(`etcd ${ep.host}${path}: status ${res.statusCode}: bad json`));
-          }
-          if (res.statusCode === 200 && !json.error) return resolve(json as T);
-          reject(gatewayError(`etcd ${ep.host}${path}`, res.statusCode ?? 0, json));
-        });
-      });
-      const fail = (err: Error) => {
-        if (settled) return;
-        settled = true;
-        clearTimeout(timer);
-        req.destroy();
-        reject(err);
-      };
-      const timer = setTimeout(() => fail(new UnavailableError(`etcd ${ep.host}${path}: no answer within ${this.timeoutMs} ms`)), left);
-      req.on('error', (err: NodeJS.ErrnoException) => {
-        if (settled) return;
-        if (retried === false && (req as { reusedSocket?: boolean }).reusedSocket && err.code === 'ECONNRESET') {
-          // The server closed an idle keep-alive socket as we reused it: the request never arrived.
-          settled = true;
-          clearTimeout(timer);
-          this.once<T>(ep, path, payload, deadline, true).then(resolve, reject);
-          return;
-        }
-        fail(CONNECT_CODES.has(err.code ?? '') ? new ConnectError(`${ep.host}: ${err.code}`)
-          : new UnavailableError(`etcd ${ep.host}${path}: ${err.code ?? err.message}`));
-      });
-      req.end(payload);
-    });
+  private async once<T>(ep: URL, path: string, payload: string, deadline: number): Promise<T> {
+    const what = `etcd ${ep.host}${path}`;
+    const headers: http.OutgoingHttpHeaders = {
+      'content-type': 'application/json',
+      'content-length': Buffer.byteLength(payload),
+    };
+    if (this.token) headers.authorization = this.token;
+    const a = await exchange(this.mod, {
+      host: ep.hostname.replace(/^\[|\]$/g, ''), port: ep.port || (ep.protocol === 'https:' ? 443 : 80),
+      method: 'POST', path, headers, agent: this.agent,
+    }, payload, what, deadline, this.timeoutMs,
+    (err) => (CONNECT_CODES.has(err.code ?? '') ? new ConnectError(`${ep.host}: ${err.code}`) : undefined));
+    let json: any;
+    try {
+      json = JSON.parse(a.text || '{}');
+    } catch {
+      throw new UnavailableError(`${what}: status ${a.status}: bad json`);
+    }
+    if (a.status === 200 && !json.error) return json as T;
+    throw gatewayError(what, a.status, json);
   }
 
   /** Opens a streaming POST (watch); resolves with the response once headers arrive. */

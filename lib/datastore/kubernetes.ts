@@ -17,6 +17,7 @@ import * as fs from 'node:fs';
 import * as http from 'node:http';
 import * as https from 'node:https';
 import { alreadyExists, checkKey, conflict, listFilter, ndjsonReader, notFound } from './common';
+import { exchange } from './http';
 import { kubeTarget, type KubeTarget } from './kubeconfig';
 import {
   ConflictError, DatastoreError, ExpiredError, NotFoundError, UnavailableError,
@@ -121,7 +122,7 @@ class ApiClient {
     return a;
   }
 
-  private once(method: string, path: string, body?: unknown, retried = false): Promise<Answer> {
+  private async once(method: string, path: string, body?: unknown): Promise<Answer> {
     const payload = body === undefined ? undefined : JSON.stringify(body);
     const headers: http.OutgoingHttpHeaders = { accept: 'application/json' };
     if (payload !== undefined) {
@@ -129,42 +130,10 @@ class ApiClient {
       headers['content-length'] = Buffer.byteLength(payload);
     }
     const what = `kubernetes ${method} ${path.split('?')[0]}`;
-    return new Promise<Answer>((resolve, reject) => {
-      let settled = false;
-      const req = this.mod.request(this.options(method, path, headers), (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('error', (err) => fail(new UnavailableError(`${what}: ${err.message}`)));
-        res.on('end', () => {
-          if (settled) return;
-          settled = true;
-          clearTimeout(timer);
-          const text = Buffer.concat(chunks).toString('utf8');
-          let json: any = null;
-          try { json = text ? JSON.parse(text) : null; } catch { json = { message: text.slice(0, 200) }; }
-          resolve({ status: res.statusCode ?? 0, json });
-        });
-      });
-      const fail = (err: Error) => {
-        if (settled) return;
-        settled = true;
-        clearTimeout(timer);
-        req.destroy();
-        reject(err);
-      };
-      const timer = setTimeout(() => fail(new UnavailableError(`${what}: no answer within ${this.timeoutMs} ms`)), this.timeoutMs);
-      req.on('error', (err: NodeJS.ErrnoException) => {
-        if (settled) return;
-        if (!retried && (req as { reusedSocket?: boolean }).reusedSocket && err.code === 'ECONNRESET') {
-          settled = true;
-          clearTimeout(timer);
-          this.once(method, path, body, true).then(resolve, reject);
-          return;
-        }
-        fail(new UnavailableError(`${what}: ${err.code ?? err.message}`));
-      });
-      req.end(payload);
-    });
+    const a = await exchange(this.mod, this.options(method, path, headers), payload, what, Date.now() + this.timeoutMs, this.timeoutMs);
+    let json: any = null;
+    try { json = a.text ? JSON.parse(a.text) : null; } catch { json = { message: a.text.slice(0, 200) }; }
+    return { status: a.status, json };
   }
 
   /** GET streaming newline-delimited JSON (watch). */

@@ -11,7 +11,7 @@ function docs(file: string): any[] {
 
 t.test('the DaemonSet manifest parses and its RBAC covers every CRD', async (t) => {
   const all = docs('brindle.yaml');
-  t.same(all.map((d) => d.kind), ['ServiceAccount', 'ClusterRole', 'ClusterRoleBinding', 'DaemonSet']);
+  t.same(all.map((d) => d.kind), ['ServiceAccount', 'ClusterRole', 'ClusterRoleBinding', 'DaemonSet', 'Deployment']);
   const role = all.find((d) => d.kind === 'ClusterRole');
   const granted = new Set<string>(role.rules.filter((r: any) => r.apiGroups.includes('brindle.dev')).flatMap((r: any) => r.resources));
   const crds = fs.readdirSync(path.join(conf, 'crds')).filter((f) => f.endsWith('.yaml'));
@@ -25,6 +25,10 @@ t.test('the DaemonSet manifest parses and its RBAC covers every CRD', async (t) 
   const agent = ds.spec.template.spec.containers.find((c: any) => c.name === 'agent');
   t.same(agent.command.slice(0, 2), ['/usr/local/bin/brindle', 'agent']);
   t.equal(ds.spec.template.spec.initContainers[0].command[1], 'install');
+  const ctl = all.find((d) => d.kind === 'Deployment');
+  t.same(ctl.spec.template.spec.containers[0].command.slice(0, 2), ['/usr/local/bin/brindle', 'controller']);
+  const core = role.rules.find((r: any) => r.apiGroups.includes('') && r.resources.includes('pods'));
+  t.ok(core.verbs.includes('list'), 'the controller may list pods');
 });
 
 t.test('the example conflist starts with brindle and delegates to brindle-ipam', async (t) => {

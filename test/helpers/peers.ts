@@ -189,6 +189,17 @@ export class Bird {
     await this.launch(['-R']);
   }
 
+  /**
+   * Kills BIRD by PID with `signal` (default SIGKILL: no NOTIFICATION, the kernel closes its
+   * sockets) and starts it again on the same configuration file (which the caller may have
+   * rewritten), with `-R` (graceful-restart recovery) unless `recovery` is false.
+   */
+  async restart(opts: { signal?: NodeJS.Signals; recovery?: boolean; downMs?: number } = {}): Promise<void> {
+    await this.stop(opts.signal ?? 'SIGKILL');
+    if (opts.downMs) await new Promise((r) => setTimeout(r, opts.downMs));
+    await this.launch(opts.recovery === false ? [] : ['-R']);
+  }
+
   /** Stops BIRD (SIGTERM by PID) and waits for it to exit. */
   async stop(signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
     if (this.proc.exitCode !== null || this.proc.signalCode !== null) return;
