@@ -38,7 +38,8 @@ export interface SessionDown {
   notification?: { code: number; subcode: number; sent: boolean };
 }
 
-export interface PeerGracefulRestart { restartTime: number; restarted: boolean; forwarding: Set<number> }
+/** The peer's Graceful Restart capability: `families` every AFI it lists, `forwarding` those with the F bit. */
+export interface PeerGracefulRestart { restartTime: number; restarted: boolean; forwarding: Set<number>; families: Set<number> }
 
 interface Conn {
   socket: net.Socket;
@@ -269,7 +270,7 @@ export class Session extends EventEmitter {
     this.families = new Set(caps.some((c) => c.kind === 'multiprotocol') ? mp.map((c) => c.afi).filter((a) => a === AFI_IPV4 || a === AFI_IPV6) : [AFI_IPV4]);
     this.peerRouteRefresh = caps.some((c) => c.kind === 'routeRefresh' || (c.kind === 'unknown' && c.code === 128));
     const gr = caps.find((c): c is Extract<Capability, { kind: 'gracefulRestart' }> => c.kind === 'gracefulRestart');
-    this.peerGr = gr ? { restartTime: gr.restartTime, restarted: (gr.flags & GR_FLAG_RESTART) !== 0, forwarding: new Set(gr.families.filter((f) => f.forwarding).map((f) => f.afi)) } : undefined;
+    this.peerGr = gr ? { restartTime: gr.restartTime, restarted: (gr.flags & GR_FLAG_RESTART) !== 0, forwarding: new Set(gr.families.filter((f) => f.forwarding).map((f) => f.afi)), families: new Set(gr.families.map((f) => f.afi)) } : undefined;
   }
 
   /** Our OPEN (RFC 5492 capabilities). */

@@ -294,8 +294,12 @@ export class Speaker extends EventEmitter {
   private onDown(p: Peer, d: SessionDown) {
     p.adjOut.clear();
     const gr = d.graceful && p.config.gracefulRestart !== false && p.session.peerGr;
-    if (gr && p.session.peerGr!.restartTime > 0) {
-      const n = this.rib.markStale(p.info);
+    // RFC 4724 §4.2: only the families the peer's capability lists are kept (a "GR aware"
+    // peer such as BIRD's default lists none: its routes go at once).
+    const listed = gr ? gr.families : new Set<number>();
+    if (gr && gr.restartTime > 0 && (listed.has(AFI_IPV4) || listed.has(AFI_IPV6))) {
+      let n = this.rib.markStale(p.info);
+      for (const [afi, fam] of [[AFI_IPV4, 4], [AFI_IPV6, 6]] as const) if (!listed.has(afi)) n -= this.rib.sweepStale(p.info, fam);
       this.log('info', `peer ${p.info.address}: graceful restart, keeping ${n} routes as stale for ${p.session.peerGr!.restartTime} s`);
       this.clock.clearTimeout(p.staleTimer);
       p.staleTimer = this.clock.setTimeout(() => { this.rib.sweepStale(p.info); this.scheduleFlush(); }, p.session.peerGr!.restartTime * 1000);

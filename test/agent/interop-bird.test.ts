@@ -61,8 +61,8 @@ t.test('ibgp with md5 against bird: routes both ways, kernel and bird table', as
   // BIRD → our kernel.
   const learned = await c.waitFor('bird routes in our kernel', () => {
     const rs = c.brindleRoutes(node.ns).filter((r: any) => BIRD_ROUTES.includes(r.dst));
-    return rs.length === BIRD_ROUTES.length && rs;
-  }, 15000);
+    return rs.length === BIRD_ROUTES.length ? rs : undefined;
+  }, 15000) as any[];
   for (const r of learned) {
     t.equal(r.gateway, birdIp, `${r.dst} via bird`);
     t.equal(r.dev, 'eth0', `${r.dst} on the uplink`);

@@ -39,8 +39,8 @@ t.test('ebgp against gobgp: routes both ways, kernel and gobgp rib', async (t) =
   gobgp.addRoute('10.251.0.64/26', { communities: ['64513:7'] });
   const learned = await c.waitFor('gobgp routes in our kernel', () => {
     const rs = c.brindleRoutes(node.ns).filter((r: any) => r.dst.startsWith('10.251.'));
-    return rs.length === 2 && rs;
-  }, 15000);
+    return rs.length === 2 ? rs : undefined;
+  }, 15000) as any[];
   for (const r of learned) t.match(r, { gateway: gip, dev: 'eth0' }, `${r.dst} via gobgp on the uplink`);
 
   // Our block → GoBGP's RIB.

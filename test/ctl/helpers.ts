@@ -25,6 +25,8 @@ export function brindlectl(args: string[], opts: { env?: Record<string, string>;
     child.stderr.setEncoding('utf8').on('data', (d: string) => { stderr += d; });
     child.on('error', reject);
     child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
+    // A command that does not read stdin (--help) may exit before the write: EPIPE is no failure.
+    child.stdin.on('error', () => {});
     child.stdin.end(opts.input ?? '');
   });
 }
