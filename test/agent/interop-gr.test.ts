@@ -7,6 +7,8 @@
 // - Our agent restarts (SIGTERM, then SIGKILL) while BIRD holds our block: BIRD keeps it
 //   throughout (its session is seen down meanwhile), and our kernel keeps BIRD's routes and our
 //   blackhole.
+// - BIRD in its default "graceful restart aware" mode (capability with no address family) is
+//   killed: its routes leave our kernel at once instead of being held for the restart time.
 import t from 'tap';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -20,21 +22,28 @@ process.env.BRINDLE_USE_DIST ??= '1';
 const status = (n: ClusterNode): Promise<AgentStatus> => queryStatus(path.join(n.runDir, 'agent.sock'));
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** Samples `fn` every `everyMs` until stopped; returns what `fn` reported as missing, once each. */
+/** Samples `fn` every `everyMs` (start to start) until stopped; returns what it reported missing, once each. */
 function sampler(everyMs: number, fn: () => string[]) {
   const missing = new Set<string>();
   let samples = 0;
   let on = true;
+  const started = Date.now();
   const done = (async () => {
     while (on) {
+      const t0 = Date.now();
       try { for (const m of fn()) missing.add(m); samples++; } catch (err) { missing.add(`sample failed: ${(err as Error).message.split('\n')[0]}`); }
-      await sleep(everyMs);
+      await sleep(Math.max(10, everyMs - (Date.now() - t0)));
     }
   })();
-  return { async stop() { on = false; await done; return { missing: [...missing], samples }; } };
+  return {
+    async stop() {
+      on = false; await done;
+      return { missing: [...missing], samples, every: `${samples} samples, one per ${Math.round((Date.now() - started) / Math.max(1, samples))} ms` };
+    },
+  };
 }
 
-async function setup(scope: Scope, staticRoutes: string[]) {
+async function setup(scope: Scope, staticRoutes: string[], gracefulRestart = true) {
   const c = await Cluster.create(scope, { nodes: 1 });
   const node = c.nodes[0];
   const birdNs = scope.netns('bird');
@@ -42,7 +51,7 @@ async function setup(scope: Scope, staticRoutes: string[]) {
   c.attach(birdNs, 'eth0', `${birdIp}/24`, 0);
   const conf = (routes: string[]): BirdConfigOptions => ({
     routerId: birdIp, asn: 64512, staticRoutes: routes,
-    neighbors: [{ name: 'brindle', address: node.ip, asn: 64512, password: 'gr-secret', gracefulRestart: true }],
+    neighbors: [{ name: 'brindle', address: node.ip, asn: 64512, password: 'gr-secret', gracefulRestart }],
   });
   const bird = await Bird.start(scope, birdNs, birdConfig(conf(staticRoutes)));
   await (await c.ds()).create({ kind: 'BGPPeer', metadata: { name: 'bird' }, spec: { peerIP: birdIp, asNumber: 64512, password: 'gr-secret' } });
@@ -65,12 +74,12 @@ t.test('bird restarts while our agent holds its routes', async (t) => {
   await c.waitFor('bird routes in our kernel', () => kernel().has(KEEP) && kernel().has(DROP), 15000);
 
   // Round 1: `birdc graceful restart`, then BIRD starts again in recovery mode (-R).
-  let s = sampler(100, () => [KEEP, DROP].filter((d) => !kernel().has(d)));
+  let s = sampler(100, () => { const k = kernel(); return [KEEP, DROP].filter((d) => !k.has(d)); });
   await bird.gracefulRestart();
   await established();
   await sleep(3000); // End-of-RIB both ways, stale sweep done
   let r = await s.stop();
-  t.same(r.missing, [], `round 1 (birdc graceful restart): no bird route left our kernel (${r.samples} samples)`);
+  t.same(r.missing, [], `round 1 (birdc graceful restart): no bird route left our kernel (${r.every})`);
   t.ok(kernel().has(KEEP) && kernel().has(DROP), 'both routes there after bird is back');
 
   // Round 2: SIGKILL (no NOTIFICATION), and BIRD comes back without DROP.
@@ -81,7 +90,7 @@ t.test('bird restarts while our agent holds its routes', async (t) => {
   await c.waitFor(`${DROP} swept after bird's end-of-rib`, () => !kernel().has(DROP), 15000);
   await sleep(1000);
   r = await s.stop();
-  t.same(r.missing, [], `round 2 (SIGKILL): ${KEEP} never left our kernel (${r.samples} samples)`);
+  t.same(r.missing, [], `round 2 (SIGKILL): ${KEEP} never left our kernel (${r.every})`);
   t.ok(kernel().has(KEEP), `${KEEP} there after bird is back`);
   t.pass(`${DROP}, gone from bird, swept well before the 120 s restart time`);
   t.match(c.agentLogTail(node, 200), /graceful restart/, 'the agent logged the peer graceful restart');
@@ -112,9 +121,24 @@ t.test('our agent restarts while bird holds our routes', async (t) => {
     await established();
     await sleep(3000);
     const r = await s.stop();
-    t.same(r.missing, [], `${signal}: bird kept our block and our kernel kept its routes (${r.samples} samples)`);
+    t.same(r.missing, [], `${signal}: bird kept our block and our kernel kept its routes (${r.every})`);
     t.ok([...birdStates].some((x) => !x.startsWith('Established')), `${signal}: bird saw the session go down (${[...birdStates]})`);
     t.same(bird.routesFrom('brindle'), [block], `${signal}: our block in bird after the restart`);
     t.same([...kernel()].sort(), ours, `${signal}: our kernel routes the same after the restart`);
   }
+});
+
+t.test('bird only "graceful restart aware" (its default): its routes are not held', async (t) => {
+  const scope = new Scope();
+  t.teardown(() => scope.cleanup());
+  const ROUTE = '10.250.1.0/26';
+  const { c, bird, established, kernel } = await setup(scope, [ROUTE], false);
+  await c.waitFor('bird route in our kernel', () => kernel().has(ROUTE), 15000);
+  const killed = Date.now();
+  await bird.stop('SIGKILL');
+  await c.waitFor('bird route removed from our kernel', () => !kernel().has(ROUTE), 5000, 50);
+  t.ok(Date.now() - killed < 5000, `removed ${Date.now() - killed} ms after bird died (RFC 4724 §4.2: no family listed, nothing kept)`);
+  await bird.restart({ recovery: false });
+  await established();
+  await c.waitFor('bird route back in our kernel', () => kernel().has(ROUTE), 15000);
 });
