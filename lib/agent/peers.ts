@@ -4,22 +4,9 @@
 import type { BGPConfigurationSpec, BGPPeerSpec, NodeSpec, Resource } from '../datastore/types';
 import { selectorMatches } from '../ipam/selector';
 import { parseIp, tryParseIp } from '../ip';
+import type { PeerConfig, PeerType } from '../bgp/speaker';
 
-export type PeerType = 'nodeMesh' | 'global' | 'nodeSpecific' | 'rrClient' | 'routeReflector';
-
-/** Mirrors lib/bgp/speaker.ts PeerConfig (structurally identical). */
-export interface PeerConfig {
-  address: string;
-  port?: number;
-  asn: number;
-  password?: string;
-  passive?: boolean;
-  type: PeerType;
-  rrClient?: boolean;
-  localAddress?: string;
-  holdTime?: number;
-  gracefulRestart?: boolean;
-}
+export type { PeerConfig, PeerType };
 
 export const DEFAULT_ASN = 64512;
 export const DEFAULT_BGP_PORT = 179;

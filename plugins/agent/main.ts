@@ -2,6 +2,9 @@
 // speaker and the netlink dataplane into lib/agent, and stops gracefully on SIGTERM/SIGINT
 // (routes stay in the kernel; peers keep ours through graceful restart).
 /* eslint-disable @typescript-eslint/no-var-requires */
+import { eachFlag, UsageError } from '../../lib/flags';
+
+export { UsageError };
 
 const USAGE = `usage: brindle agent [--node-name NAME] [--node-ip IP] [--node-ip6 IP]
   [--ip-autodetect first-found|interface=REGEX|can-reach=IP] [--as N] [--listen-port N]
@@ -14,7 +17,6 @@ export interface AgentFlags {
   logLevel: string; staleTime?: number;
 }
 
-export class UsageError extends Error { override name = 'UsageError'; }
 
 /** Parses `brindle agent` flags (`--flag value` or `--flag=value`). */
 export function parseAgentFlags(argv: string[]): AgentFlags {
@@ -24,12 +26,7 @@ export function parseAgentFlags(argv: string[]): AgentFlags {
     if (!Number.isInteger(n) || n < 0) throw new UsageError(`flag --${k}: ${JSON.stringify(v)} is not a number`);
     return n;
   };
-  for (let i = 0; i < argv.length; i++) {
-    let a = argv[i];
-    let v: string | undefined;
-    const eq = a.indexOf('=');
-    if (a.startsWith('--') && eq > 0) { v = a.slice(eq + 1); a = a.slice(0, eq); }
-    const val = () => { if (v !== undefined) return v; const x = argv[++i]; if (x === undefined) throw new UsageError(`flag ${a}: missing value`); return x; };
+  eachFlag(argv, (a, val) => {
     switch (a) {
       case '--node-name': f.nodeName = val(); break;
       case '--node-ip': f.nodeIp = val(); break;
@@ -45,7 +42,7 @@ export function parseAgentFlags(argv: string[]): AgentFlags {
       case '-h': case '--help': throw new UsageError(USAGE);
       default: throw new UsageError(`unknown flag ${a}\n${USAGE}`);
     }
-  }
+  });
   return f;
 }
 

@@ -2,6 +2,9 @@
 // Parses flags, opens the datastore from the environment like every other program, and runs
 // lib/controller until SIGTERM/SIGINT (the lease is given up on the way out).
 /* eslint-disable @typescript-eslint/no-var-requires */
+import { eachFlag, UsageError } from '../../lib/flags';
+
+export { UsageError };
 
 const USAGE = `usage: brindle controller [--interval SECONDS] [--node-grace SECONDS] [--block-grace SECONDS]
   [--leak-grace SECONDS] [--once] [-o json|text] [--log-level LEVEL] [--identity NAME]`;
@@ -11,7 +14,6 @@ export interface ControllerFlags {
   once: boolean; output: 'text' | 'json'; logLevel: string; identity?: string;
 }
 
-export class UsageError extends Error { override name = 'UsageError'; }
 
 /** Parses `brindle controller` flags (`--flag value` or `--flag=value`); durations in seconds. */
 export function parseControllerFlags(argv: string[], env: Record<string, string | undefined> = process.env): ControllerFlags {
@@ -21,12 +23,7 @@ export function parseControllerFlags(argv: string[], env: Record<string, string 
     if (v.trim() === '' || !Number.isFinite(n) || n < 0) throw new UsageError(`flag --${k}: ${JSON.stringify(v)} is not a number of seconds`);
     return n;
   };
-  for (let i = 0; i < argv.length; i++) {
-    let a = argv[i];
-    let v: string | undefined;
-    const eq = a.indexOf('=');
-    if (a.startsWith('--') && eq > 0) { v = a.slice(eq + 1); a = a.slice(0, eq); }
-    const val = () => { if (v !== undefined) return v; const x = argv[++i]; if (x === undefined) throw new UsageError(`flag ${a}: missing value`); return x; };
+  eachFlag(argv, (a, val) => {
     switch (a) {
       case '--interval': f.interval = secs('interval', val()); break;
       case '--node-grace': f.nodeGrace = secs('node-grace', val()); break;
@@ -43,7 +40,7 @@ export function parseControllerFlags(argv: string[], env: Record<string, string 
       case '-h': case '--help': throw new UsageError(USAGE);
       default: throw new UsageError(`unknown flag ${a}\n${USAGE}`);
     }
-  }
+  });
   if (f.interval <= 0) throw new UsageError('flag --interval: must be more than 0 seconds');
   return f;
 }
