@@ -252,9 +252,11 @@ export function checkPod(nlHost: NetlinkSocket, nlPod: NetlinkSocket, want: PodE
   if (host.kind && host.kind !== 'veth') fail(`host link ${hostIfname} is a ${host.kind}, not a veth`);
   if (!host.up) fail(`host veth ${hostIfname} is down`);
   if (host.mac.toLowerCase() !== HOST_MAC) fail(`host veth ${hostIfname} has mac ${host.mac}, want ${HOST_MAC}`);
-  const hostRts = [...(hasV4 ? listRoutes(nlHost, { family: 4, oif: host.index }) : []), ...(hasV6 ? listRoutes(nlHost, { family: 6, oif: host.index }) : [])];
+  // One FIB lookup per address (`ip route get fibmatch`): the node's table may hold 100k routes.
   for (const r of hostRoutes(host.index, want.ips)) {
-    if (!hostRts.some((x) => x.dst === r.dst)) fail(`host route ${r.dst} dev ${hostIfname} missing`);
+    let got: Route | undefined;
+    try { got = getRoute(nlHost, r.dst, { fibmatch: true }); } catch { got = undefined; }
+    if (!got || got.dst !== r.dst || got.oif !== host.index) fail(`host route ${r.dst} dev ${hostIfname} missing`);
   }
   for (const [key, value] of hostSysctls(hostIfname, hasV6)) {
     let have: string;

@@ -5,7 +5,7 @@ import {
   AF_INET, AF_INET6, AF_UNSPEC, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REPLACE, NLM_F_REQUEST,
   RT_SCOPE_HOST, RT_SCOPE_LINK, RT_SCOPE_NOWHERE, RT_SCOPE_SITE, RT_SCOPE_UNIVERSE, RT_TABLE_MAIN, RT_TABLE_UNSPEC,
   RTA_DST, RTA_GATEWAY, RTA_MULTIPATH, RTA_OIF, RTA_PREFSRC, RTA_PRIORITY, RTA_TABLE,
-  RTM_DELROUTE, RTM_F_CLONED, RTM_GETROUTE, RTM_NEWROUTE, RTN_ANYCAST, RTN_BLACKHOLE, RTN_BROADCAST, RTN_LOCAL,
+  RTM_DELROUTE, RTM_F_CLONED, RTM_F_FIB_MATCH, RTM_GETROUTE, RTM_NEWROUTE, RTN_ANYCAST, RTN_BLACKHOLE, RTN_BROADCAST, RTN_LOCAL,
   RTN_MULTICAST, RTN_PROHIBIT, RTN_THROW, RTN_UNICAST, RTN_UNREACHABLE, RTN_UNSPEC, RTNH_F_ONLINK, RTPROT_BOOT,
 } from './constants';
 import {
@@ -215,8 +215,12 @@ export function listRoutes(nl: NetlinkSocket, f: RouteFilter = {}): Route[] {
   });
 }
 
-/** The route the kernel would use for an address. Equivalent to `ip route get ADDR`. */
-export function getRoute(nl: NetlinkSocket, dst: string): Route {
+/**
+ * The route the kernel would use for an address. Equivalent to `ip route get ADDR`; with
+ * `fibmatch`, the matching FIB entry itself (its prefix and next hops), as `ip route get
+ * fibmatch ADDR`: one lookup instead of a dump of a table that may hold 100k routes.
+ */
+export function getRoute(nl: NetlinkSocket, dst: string, opts: { fibmatch?: boolean } = {}): Route {
   const addr = dst.includes('/') ? dst.slice(0, dst.indexOf('/')) : dst;
   const w = new NlWriter(64);
   w.ensure(RTMSG_LEN);
@@ -225,6 +229,7 @@ export function getRoute(nl: NetlinkSocket, dst: string): Route {
   const family = w.attrIp(RTA_DST, addr);
   w.buf[0] = family === 4 ? AF_INET : AF_INET6;
   w.buf[1] = family === 4 ? 32 : 128;
+  if (opts.fibmatch) w.dv.setUint32(8, RTM_F_FIB_MATCH, true); // rtm_flags
   let route: Route | undefined;
   nl.requestEach(`get route ${addr}`, RTM_GETROUTE, 0, w.view(), (t, p) => {
     if (t === RTM_NEWROUTE) route = decodeRoute(p);

@@ -180,6 +180,9 @@ t.test('routes: link scope, onlink, blackhole, multipath, protocol, table, repla
   t.match(getRoute(nl, '10.245.1.1'), { dst: '10.245.1.1/32', oif: a });
   t.match(getRoute(nl, '10.244.1.5'), { oif: a, src: '198.18.0.1' });
   t.equal(errOf(() => getRoute(nl, '10.244.3.1')).errno, 22, 'blackhole lookup is EINVAL');
+  t.match(getRoute(nl, '10.245.1.1', { fibmatch: true }), { dst: '10.245.0.0/16' }, 'fibmatch returns the matching prefix');
+  t.match(getRoute(nl, '10.244.2.9', { fibmatch: true }), { dst: '10.244.2.0/26', oif: b, gateway: '169.254.1.1' });
+  t.equal(errOf(() => getRoute(nl, '10.244.3.1', { fibmatch: true })).errno, 22, 'a blackhole is EINVAL with fibmatch too');
 
   replaceRoute(nl, { family: 4, dst: '10.244.3.0/26', gateway: '198.18.0.7', protocol: P });
   t.match(ipJson(ns[0], ['route', 'show', '10.244.3.0/26']), [{ gateway: '198.18.0.7', dev: 'a0' }]);
