@@ -104,6 +104,8 @@ t.test('agent as route reflector for bird and gobgp', async (t) => {
 
   // Blocks: the reflector's own (no ORIGINATOR_ID) and node2's (reflected, ORIGINATOR_ID = node2).
   const blockOf = (n: ClusterNode) => c.brindleRoutes(n.ns).find((r: any) => r.type === 'blackhole')?.dst as string;
+  // Each agent installs its block's blackhole once its watch has seen the block: wait for both.
+  await c.waitFor('both blocks blackholed', () => blockOf(rr) && blockOf(n2), 15000).catch(() => undefined);
   const rrBlock = blockOf(rr), n2Block = blockOf(n2);
   t.ok(rrBlock && n2Block && rrBlock !== n2Block, `two blocks (${rrBlock}, ${n2Block})`);
   const rib2 = await c.waitFor('both blocks in gobgp', () => { const r = gobgp.rib(4); return r[rrBlock] && r[n2Block] && r; }, 15000);
