@@ -9,19 +9,11 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { Scope, sh, ipJson, nsExec } from './netns';
+import { builtAfterSources } from './dist';
 import type { Datastore, IPPoolSpec, Resource } from '../../lib/datastore/types';
 
 export const ROOT = path.resolve(__dirname, '../..');
 
-function newestSource(dir: string): number {
-  let t = 0;
-  for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
-    const p = path.join(dir, e.name);
-    if (e.isDirectory()) t = Math.max(t, newestSource(p));
-    else if (e.name.endsWith('.ts')) t = Math.max(t, fs.statSync(p).mtimeMs);
-  }
-  return t;
-}
 
 let command: { cmd: string; args: string[] } | undefined;
 /**
@@ -32,10 +24,7 @@ export function brindleCommand(): { cmd: string; args: string[] } {
   if (command) return command;
   const dist = path.join(ROOT, 'dist/brindle');
   let useDist = !process.env.BRINDLE_FROM_SOURCE && fs.existsSync(dist);
-  if (useDist && !process.env.BRINDLE_USE_DIST) {
-    const built = fs.statSync(dist).mtimeMs;
-    useDist = built >= Math.max(newestSource(path.join(ROOT, 'lib')), newestSource(path.join(ROOT, 'plugins')));
-  }
+  if (useDist && !process.env.BRINDLE_USE_DIST) useDist = builtAfterSources(ROOT, dist);
   command = useDist ? { cmd: dist, args: [] } : { cmd: process.execPath, args: ['--import', 'tsx', path.join(ROOT, 'plugins/main.ts')] };
   return command;
 }

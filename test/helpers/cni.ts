@@ -3,6 +3,7 @@
 // under test as `brindle` beside Debian's reference plugins, and runs ADD/CHECK/DEL through
 // the driver (as a runtime would) or the plugin directly (env + stdin) for bad-input cases.
 import { execFileSync, spawn } from 'node:child_process';
+import { builtAfterSources } from './dist';
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -34,15 +35,6 @@ export function cnitoolPath(): string {
   return bin;
 }
 
-function newestSource(dir: string): number {
-  let newest = 0;
-  for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
-    const p = path.join(dir, e.name);
-    if (e.isDirectory()) newest = Math.max(newest, newestSource(p));
-    else if (e.name.endsWith('.ts')) newest = Math.max(newest, fs.statSync(p).mtimeMs);
-  }
-  return newest;
-}
 
 /**
  * The plugin under test: `dist/brindle` (or $BRINDLE_BIN) when built and not older than the
@@ -52,8 +44,7 @@ function newestSource(dir: string): number {
 export function pluginBinary(): { path: string; built: boolean } {
   const dist = process.env.BRINDLE_BIN ?? path.join(REPO, 'dist', 'brindle');
   if (process.env.BRINDLE_TEST_SOURCES !== '1' && fs.existsSync(dist)) {
-    const fresh = process.env.BRINDLE_BIN !== undefined ||
-      fs.statSync(dist).mtimeMs >= Math.max(newestSource(path.join(REPO, 'lib')), newestSource(path.join(REPO, 'plugins')));
+    const fresh = process.env.BRINDLE_BIN !== undefined || builtAfterSources(REPO, dist);
     if (fresh) return { path: dist, built: true };
   }
   const wrapper = path.join(os.tmpdir(), `brindle-src-wrapper-${process.getuid?.() ?? 0}.sh`);
