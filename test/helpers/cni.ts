@@ -3,13 +3,13 @@
 // under test as `brindle` beside Debian's reference plugins, and runs ADD/CHECK/DEL through
 // the driver (as a runtime would) or the plugin directly (env + stdin) for bad-input cases.
 import { execFileSync, spawn } from 'node:child_process';
-import { builtAfterSources } from './dist';
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import type { Scope } from './netns';
 import { ipJson, sh } from './netns';
+import { builtAfterSources } from './dist';
 
 export const REPO = path.resolve(__dirname, '..', '..');
 const TOOL_DIR = path.join(REPO, 'test', 'cnitool');
