@@ -377,6 +377,8 @@ export class Agent {
     if (this.programmer.pending === 0) return;
     let r: ReturnType<RouteProgrammer['flush']>;
     try {
+      // Kernel writes on another thread when the table can (they overlap BGP decoding).
+      if (this.programmer.flushAsync((rep) => { if (!this.stopped) this.flushed(rep); })) return;
       r = this.programmer.flush();
     } catch (err) {
       // The netlink socket itself failed (not one route): keep everything pending and retry.
@@ -384,6 +386,10 @@ export class Agent {
       if (!this.retryTimer) this.retryTimer = setTimeout(() => { this.retryTimer = undefined; this.flushNow(); }, 2000);
       return;
     }
+    this.flushed(r);
+  }
+
+  private flushed(r: ReturnType<RouteProgrammer['flush']>): void {
     this.metrics.observeProgramming(r.ms / 1000);
     this.metrics.routeErrors += r.errors.length;
     this.metrics.routesInstalled = this.programmer.installedCount;

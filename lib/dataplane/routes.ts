@@ -35,6 +35,14 @@ export interface RouteTable {
    * one object reused between calls (no object per route for a 100,000-route table).
    */
   replaceEach?(count: number, routeAt: (i: number) => KRoute): (Error | undefined)[];
+  /**
+   * Optional asynchronous replaceEach: routeAt is read during the call, the kernel is written
+   * later (another thread) and `done` gets one entry per route. Async calls (with delAsync)
+   * run in call order. Returns false (and never calls done) when unavailable.
+   */
+  replaceEachAsync?(count: number, routeAt: (i: number) => KRoute, done: (errs: (Error | undefined)[]) => void): boolean;
+  /** Optional asynchronous del(), ordered with replaceEachAsync; false when unavailable. */
+  delAsync?(routes: KRoute[], done: (errs: (Error | undefined)[]) => void): boolean;
 }
 
 export interface FlushReport {
@@ -230,6 +238,82 @@ export class RouteProgrammer {
     return report;
   }
 
+  /**
+   * flush() through the table's asynchronous writes: the installed set is updated at once
+   * (so later flushes diff against what is on its way to the kernel) and put back for routes
+   * that failed, which become pending again. Returns false, doing nothing, when the table has
+   * no asynchronous writes; then use flush().
+   */
+  flushAsync(done: (report: FlushReport) => void): boolean {
+    const table = this.table;
+    if (!table.replaceEachAsync || !table.delAsync) return false;
+    const t0 = performance.now();
+    const dsts: string[] = [];
+    const shapes: RouteShape[] = [];
+    const prevs: (RouteShape | undefined)[] = [];
+    const toDelete: KRoute[] = [];
+    const delPrev: RouteShape[] = [];
+    for (const [k, want] of this.dirty) {
+      const have = this.installed.get(k);
+      if (want) {
+        if (have && (have === want || (have.adopted ? routeSatisfies(have.route, want.route) : have.sig === want.sig))) {
+          if (have !== want) this.installed.set(k, want);
+          continue;
+        }
+        dsts.push(k); shapes.push(want); prevs.push(have);
+      } else if (have) {
+        if (have.adopted && this.holding) continue;
+        toDelete.push(have.adopted ? have.route : { ...have.route, dst: k });
+        delPrev.push(have);
+      }
+    }
+    const report: FlushReport = { replaced: 0, deleted: 0, errors: [], ms: 0 };
+    let waiting = (dsts.length ? 1 : 0) + (toDelete.length ? 1 : 0);
+    const finish = () => { if (--waiting === 0) { report.ms = performance.now() - t0; done(report); } };
+    const onReplaced = (errs: (Error | undefined)[]) => {
+      for (let i = 0; i < dsts.length; i++) {
+        const e = errs[i];
+        if (!e) { report.replaced++; continue; }
+        const k = dsts[i];
+        report.errors.push({ route: { ...shapes[i].route, dst: k }, op: 'replace', error: e });
+        if (this.installed.get(k) === shapes[i]) { const p = prevs[i]; if (p) this.installed.set(k, p); else this.installed.delete(k); }
+        if (!this.dirty.has(k)) this.dirty.set(k, this.desired.get(k));
+      }
+      finish();
+    };
+    const onDeleted = (errs: (Error | undefined)[]) => {
+      for (let i = 0; i < toDelete.length; i++) {
+        const e = errs[i];
+        if (!e) { report.deleted++; continue; }
+        const k = toDelete[i].dst;
+        report.errors.push({ route: toDelete[i], op: 'del', error: e });
+        if (!this.installed.has(k)) this.installed.set(k, delPrev[i]);
+        if (!this.dirty.has(k)) this.dirty.set(k, this.desired.get(k));
+      }
+      finish();
+    };
+    if (dsts.length) {
+      const scratch = new Map<RouteShape, KRoute>();
+      const started = table.replaceEachAsync(dsts.length, (i) => {
+        const sh = shapes[i];
+        let r = scratch.get(sh);
+        if (!r) { r = { ...sh.route }; scratch.set(sh, r); }
+        r.dst = dsts[i];
+        return r;
+      }, onReplaced);
+      if (!started) return false;
+    }
+    this.dirty = new Map();
+    for (let i = 0; i < dsts.length; i++) this.installed.set(dsts[i], shapes[i]);
+    for (const r of toDelete) this.installed.delete(r.dst);
+    if (toDelete.length && !table.delAsync(toDelete, onDeleted)) {
+      // The writer failed since the replaces went out (it fails them all): delete here.
+      onDeleted(table.del(toDelete));
+    }
+    if (waiting === 0) { report.ms = performance.now() - t0; done(report); }
+    return true;
+  }
+
   private apply(dsts: string[], replaceShapes: RouteShape[], toDelete: KRoute[], report: FlushReport): void {
     if (dsts.length) {
       let errs: (Error | undefined)[];
@@ -289,6 +373,9 @@ export function netlinkRouteTable(nl: unknown): RouteTable {
     }
     return out;
   };
+  // The worker thread that writes batches (lib/netlink/batch-worker.ts), started on first use.
+  let worker: import('../netlink/batch-worker').BatchWorker | undefined;
+  let writer: import('../netlink/codec').NlWriter | undefined;
   return {
     list(protocol) {
       const out: KRoute[] = [];
@@ -316,5 +403,51 @@ export function netlinkRouteTable(nl: unknown): RouteTable {
       const errs = norm(rt.delRoutes(sock, routes as never), routes.length);
       return errs.map((e) => (e && (e as { notFound?: boolean }).notFound ? undefined : e));
     },
+    replaceEachAsync(count, routeAt, done) {
+      const c = require('../netlink/constants') as typeof import('../netlink/constants');
+      const flags = c.NLM_F_REQUEST | c.NLM_F_CREATE | c.NLM_F_REPLACE;
+      return sendAsync(count, (i) => `replace route ${routeAt(i).dst}`, (w, i, seq) => {
+        const start = w.beginMessage(c.RTM_NEWROUTE, flags, seq, 0);
+        rt.encodeRoute(w, routeAt(i) as never, false);
+        w.endMessage(start);
+      }, (errs) => done(norm(errs, count)));
+    },
+    delAsync(routes, done) {
+      const c = require('../netlink/constants') as typeof import('../netlink/constants');
+      return sendAsync(routes.length, (i) => `delete route ${routes[i].dst}`, (w, i, seq) => {
+        const start = w.beginMessage(c.RTM_DELROUTE, c.NLM_F_REQUEST, seq, 0);
+        rt.encodeRoute(w, routes[i] as never, true);
+        w.endMessage(start);
+      }, (errs) => done(norm(errs, routes.length).map((e) => (e && (e as { notFound?: boolean }).notFound ? undefined : e))));
+    },
   };
+
+  function sendAsync(count: number, op: (i: number) => string,
+    write: (w: import('../netlink/codec').NlWriter, i: number, seq: number) => void,
+    done: (errs: (Error | undefined)[]) => void): boolean {
+    if (process.env.BRINDLE_ROUTE_WORKER === '0') return false;
+    if (!worker) {
+      if (typeof (sock as unknown as { fd?: unknown }).fd !== 'number') return false;
+      try {
+        const { BatchWorker } = require('../netlink/batch-worker') as typeof import('../netlink/batch-worker');
+        const { nativeAddonPath } = require('../native/addon') as typeof import('../native/addon');
+        worker = new BatchWorker(nativeAddonPath('koffi'), (sock as unknown as { fd: number }).fd);
+      } catch {
+        return false;
+      }
+    }
+    if (worker.failed) return false;
+    const { NlWriter } = require('../netlink/codec') as typeof import('../netlink/codec');
+    const w = (writer ??= new NlWriter(1 << 16));
+    w.reset();
+    const base = worker.reserve(count);
+    for (let i = 0; i < count; i++) write(w, i, (base + i) >>> 0);
+    const buf = (w.buf.buffer as ArrayBuffer).slice(w.buf.byteOffset, w.buf.byteOffset + w.off);
+    worker.submit(buf, w.off, count, base, op, (errs) => {
+      if (Array.isArray(errs)) { done(errs); return; }
+      done(new Array(count).fill(errs));
+    });
+    return true;
+  }
 }
+

@@ -1,0 +1,53 @@
+// Route writes on the batch worker thread (lib/netlink/batch-worker.ts via RouteProgrammer
+// flushAsync): they land in the namespace of the caller's socket even when the caller has
+// left it, failures come back per route, and writes keep their order.
+import t from 'tap';
+import { Scope, ipJson, sh } from '../helpers/netns';
+import { RouteProgrammer, netlinkRouteTable, type FlushReport } from '../../lib/dataplane/routes';
+import { withNetns, netnsPath } from '../../lib/netlink/netns';
+import { NetlinkSocket } from '../../lib/netlink/socket';
+
+const flushAsync = (p: RouteProgrammer) => new Promise<FlushReport>((resolve, reject) => {
+  if (!p.flushAsync(resolve)) reject(new Error('no async writes'));
+});
+
+t.test('async route writes in the socket namespace, per-route errors, ordered', async (t) => {
+  const scope = new Scope();
+  t.teardown(() => scope.cleanup());
+  const ns = scope.netns('rw');
+  sh('ip', ['-n', ns, 'link', 'add', 'eth0', 'type', 'veth', 'peer', 'name', 'eth0p']);
+  sh('ip', ['-n', ns, 'addr', 'add', '198.18.0.11/24', 'dev', 'eth0']);
+  sh('ip', ['-n', ns, 'link', 'set', 'eth0', 'up']);
+  sh('ip', ['-n', ns, 'link', 'set', 'eth0p', 'up']);
+  const nl = withNetns(netnsPath(ns), () => NetlinkSocket.open());
+  t.teardown(() => nl.close());
+  // Back in the test's own namespace: the worker must still write into `ns`.
+  const p = new RouteProgrammer(netlinkRouteTable(nl));
+  const good = p.shape({ family: 4, dst: '', gateway: '198.18.0.12' });
+  const bad = p.shape({ family: 4, dst: '', gateway: '203.0.113.1' }); // not on a link
+  const n = 5000;
+  const dst = (i: number) => `10.244.${i >> 6}.${(i & 63) << 2}/30`;
+  for (let i = 0; i < n; i++) p.setShape(dst(i), i === 7 ? bad : good);
+  const r = await flushAsync(p);
+  t.equal(r.replaced, n - 1);
+  t.equal(r.errors.length, 1);
+  t.equal(r.errors[0].route.dst, dst(7));
+  t.equal(r.errors[0].op, 'replace');
+  t.equal(p.pending, 1, 'the failed route stays pending');
+  t.equal(p.installedCount, n - 1);
+  const count = () => ipJson(ns, ['route', 'show', 'proto', '177']).length;
+  t.equal(count(), n - 1);
+  t.notOk(ipJson(undefined, ['route', 'show', 'proto', '177']).some((x: { dst: string }) => x.dst.startsWith('10.244.')), 'nothing in our own namespace');
+  // Replace then withdraw, both sent before either is answered: the delete goes last.
+  p.setShape(dst(7), undefined);
+  p.setShape('10.245.0.0/30', good);
+  const a = flushAsync(p);
+  p.setShape('10.245.0.0/30', undefined);
+  p.setShape(dst(1), undefined);
+  const b = flushAsync(p);
+  const [ra, rb] = await Promise.all([a, b]);
+  t.same([ra.replaced, ra.errors.length], [1, 0]);
+  t.same([rb.deleted, rb.errors.length], [2, 0]);
+  t.equal(count(), n - 2);
+  t.equal(p.pending, 0);
+});
