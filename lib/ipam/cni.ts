@@ -62,18 +62,7 @@ function open(req: CniRequest): Opened {
       try { fs.mkdirSync(dir, { recursive: true }); } catch { /* the lock open reports it */ }
       // A blocking flock (woken at once on release); run()'s deadline bounds the wait.
       const file = `${dir}/ipam-${n.replace(/[/\0]/g, '_')}.lock`;
-      // LockError comes only from taking the lock (fn has not run): under memory pressure the
-      // errno read after a LOCK_NB attempt is sometimes not flock's (ENOMEM seen with 200
-      // processes), so try again a few times before reporting it.
-      for (let attempt = 0; ; attempt++) {
-        let ran = false;
-        try {
-          return await withFileLock(file, () => { ran = true; return fn(); });
-        } catch (err) {
-          if (ran || attempt >= 4 || !(err instanceof Error && err.name === 'LockError')) throw err;
-          await new Promise((r) => setTimeout(r, 2 + attempt * 5));
-        }
-      }
+      return withFileLock(file, fn);
     },
   });
   return { ds, ipam, node, ic, handle: handleOf(req.config, req.containerId), deadlineMs };
@@ -89,7 +78,7 @@ export function toCniError(err: unknown): unknown {
   if (err instanceof IpUnavailableError) return new CniError(ERR_IP_UNAVAILABLE, err.message);
   if (err instanceof PoolValidationError) return new CniError(ERR_INVALID_CONFIG, err.message);
   if (err instanceof UnavailableError) return new CniError(ERR_TRY_AGAIN, err.message);
-  if (err instanceof Error && err.name === 'LockTimeoutError') return new CniError(ERR_TRY_AGAIN, `ipam: ${err.message}`);
+  if (err instanceof (require('../native/flock') as typeof import('../native/flock')).LockTimeoutError) return new CniError(ERR_TRY_AGAIN, `ipam: ${err.message}`);
   if (err instanceof Error && err.name === 'SelectorError') return new CniError(ERR_INVALID_CONFIG, err.message);
   return err;
 }

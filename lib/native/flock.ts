@@ -8,7 +8,6 @@ const LOCK_UN = 8;
 const O_RDWR = 2;
 const O_CREAT = 0x40;
 const O_CLOEXEC = 0x80000;
-const EWOULDBLOCK = 11;
 const EINTR = 4;
 
 /** The lock stayed held by someone else for the whole wait. */
@@ -40,13 +39,16 @@ function openLockFile(path: string): number {
   return fd;
 }
 
-/** Tries LOCK_EX|LOCK_NB once: true when taken, false when someone else holds it. */
-function tryLock(path: string, fd: number): boolean {
+/**
+ * Tries LOCK_EX|LOCK_NB once: true when taken, false otherwise. Any failure but EINTR counts as
+ * "not yet": besides EWOULDBLOCK, flock(2) fails transiently with ENOLCK under memory pressure,
+ * and the errno read after the call was seen to be another call's (ENOMEM with 200 processes).
+ * The caller's wait (a blocking flock, or polling to a deadline) reports what persists.
+ */
+function tryLock(fd: number): boolean {
   for (;;) {
     if (libc.flock(fd, LOCK_EX | LOCK_NB) === 0) return true;
-    const e = libc.errno();
-    if (e === EWOULDBLOCK) return false;
-    if (e !== EINTR) throw new LockError(path, e);
+    if (libc.errno() !== EINTR) return false;
   }
 }
 
@@ -58,7 +60,7 @@ function tryLock(path: string, fd: number): boolean {
 export async function withFileLock<T>(path: string, fn: () => Promise<T>, opts: LockOptions = {}): Promise<T> {
   const fd = openLockFile(path);
   try {
-    if (!tryLock(path, fd)) {
+    if (!tryLock(fd)) {
       if (opts.timeoutMs === undefined) {
         const { rc } = await libc.flockAsync(fd, LOCK_EX);
         if (rc !== 0) throw new LockError(path, -1);
@@ -83,7 +85,7 @@ async function pollLock(path: string, fd: number, timeoutMs: number, maxPollMs: 
     const left = deadline - Date.now();
     if (left <= 0) throw new LockTimeoutError(path, timeoutMs);
     await new Promise((r) => setTimeout(r, Math.min(pause, left)));
-    if (tryLock(path, fd)) return;
+    if (tryLock(fd)) return;
     pause = Math.min(pause * 2, maxPollMs);
   }
 }
