@@ -2,6 +2,7 @@
 // $BRINDLE_STATE_DIR/attachments/<network>/<containerId>-<ifname>.json (written atomically)
 // so that DEL, GC and a repeated ADD know the veth, the addresses and the result.
 import * as fs from 'node:fs';
+import { stateDir } from '../datastore/settings';
 import type { Result } from './types';
 
 export interface Attachment {
@@ -21,11 +22,6 @@ export interface Attachment {
   /** The ADD result in the 1.1.0 shape. */
   result: Result;
   created: string;
-}
-
-/** $BRINDLE_STATE_DIR or /var/lib/brindle. */
-export function stateDir(env: NodeJS.ProcessEnv = process.env): string {
-  return env.BRINDLE_STATE_DIR || '/var/lib/brindle';
 }
 
 function dir(network: string): string { return `${stateDir()}/attachments/${network}`; }
