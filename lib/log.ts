@@ -1,6 +1,6 @@
 // File logger for the plugins: one line per event, opened lazily on the first line at or
 // above the level, never stdout (stdout belongs to the CNI protocol). Write failures are ignored.
-import * as fs from 'node:fs';
+import fs = require('node:fs');
 
 export type Level = 'debug' | 'info' | 'warn' | 'error';
 const LEVELS: Record<Level, number> = { debug: 10, info: 20, warn: 30, error: 40 };
@@ -66,3 +66,7 @@ export const log: Logger = {
   warn: (m, f) => write('warn', m, f),
   error: (m, f) => write('error', m, f),
 };
+
+const timing = (globalThis as { [k: symbol]: ((label: string) => void) | undefined })[Symbol.for('brindle.timing')];
+/** A start-up milestone for BRINDLE_DEBUG_TIMING (the SEA loader prints them at exit); else nothing. */
+export function mark(label: string): void { if (timing) timing(label); }

@@ -3,6 +3,9 @@
 // `brindle controller`, `brindle install`, `brindle ctl`, `brindle ipam`), then loads only that program.
 /* eslint-disable @typescript-eslint/no-var-requires */
 
+const timing = (globalThis as { [k: symbol]: ((l: string) => void) | undefined })[Symbol.for('brindle.timing')];
+timing?.('entry');
+
 type Main = { main(argv: string[]): Promise<void> };
 
 function programName(): string {
@@ -38,7 +41,9 @@ declare const BRINDLE_VERSION: string;
 (globalThis as any).BRINDLE_VERSION ??= '0.0.0-dev';
 
 const { mod, argv } = pick();
-mod().main(argv).catch((err: unknown) => {
+const program = mod();
+timing?.('program loaded');
+program.main(argv).catch((err: unknown) => {
   require('node:fs').writeSync(2, `brindle: ${(err as Error)?.stack ?? String(err)}\n`);
   process.exit(1);
 });

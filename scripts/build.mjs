@@ -55,6 +55,9 @@ const sea = require('node:sea');
 const fs = require('node:fs');
 const vm = require('node:vm');
 const env = process.env;
+// BRINDLE_DEBUG_TIMING=1: start-up milestones (ms since the process began) on stderr at exit.
+const cpu = () => { const u = process.cpuUsage(); return (u.user + u.system) / 1000; };
+const tm = env.BRINDLE_DEBUG_TIMING ? [['loader', performance.now(), cpu()]] : null;
 const dir = (env.BRINDLE_NATIVE_DIR || '/var/lib/brindle/native') + '/' + ${JSON.stringify(bundleHash)};
 const a0 = env.BRINDLE_ARGV0 || process.argv0;
 // Only CNI invocations (one short process per call) keep a warm cache, one per program name.
@@ -79,7 +82,11 @@ if (warmFile) {
   if (fd >= 0) fs.closeSync(fd);
 }
 if (!data) data = Buffer.from(sea.getAsset('brindle.ccache'));
-const script = new vm.Script(sea.getAsset('brindle.js', 'utf8'), { filename: 'brindle.js', cachedData: data });
+if (tm) tm.push(['cache read', performance.now(), cpu()]);
+const source = sea.getAsset('brindle.js', 'utf8');
+if (tm) tm.push(['source read', performance.now(), cpu()]);
+const script = new vm.Script(source, { filename: 'brindle.js', cachedData: data });
+if (tm) tm.push(['compiled', performance.now(), cpu()]);
 if (env.BRINDLE_DEBUG_CCACHE) fs.writeSync(2, 'brindle: code cache ' + (warm ? warmFile + ' [' + flavours + ']' : 'build') + (script.cachedDataRejected ? ' rejected' : ' accepted') + '\\n');
 const wanted = new Set();
 // The plugin names the path it took (its IPAM type); a cache lacking it is re-taken after the run.
@@ -100,8 +107,17 @@ if (warmFile && env.CNI_COMMAND === 'ADD') {
     } catch { /* read-only or full: the next ADD tries again */ }
   });
 }
+if (tm) {
+  globalThis[Symbol.for('brindle.timing')] = (label) => tm.push([label, performance.now(), cpu()]);
+  process.once('exit', () => {
+    const nt = performance.nodeTiming;
+    const rows = [['node: v8 start', nt.v8Start], ['node: environment', nt.environment], ['node: bootstrap complete', nt.bootstrapComplete], ...tm, ['exit', performance.now(), cpu()]];
+    fs.writeSync(2, rows.map(([k, v, c]) => v.toFixed(2).padStart(8) + (c === undefined ? '' : ' cpu ' + c.toFixed(2).padStart(7)).padEnd(12) + ' ' + k).join('\\n') + '\\n');
+  });
+}
 const mod = { exports: {} };
 script.runInThisContext()(mod.exports, require, mod, process.execPath, dir);
+if (tm) tm.push(['bundle top level', performance.now(), cpu()]);
 `;
 
 const t0 = Date.now();

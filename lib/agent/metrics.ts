@@ -1,7 +1,7 @@
 // Prometheus metrics of the agent: BGP sessions by state, prefixes received/advertised per
 // peer, route programming latency (histogram) and errors. Text exposition format 0.0.4 on
 // node:http; the server binds where the agent is told (the node address or 127.0.0.1).
-import * as http from 'node:http';
+import http = require('node:http');
 
 const BUCKETS = [0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 

@@ -1,8 +1,8 @@
 // The agent's local status socket `${BRINDLE_RUN_DIR}/agent.sock`: newline-delimited JSON.
 // {"cmd":"status"} → { node, asn, routerId, peers, problems }. Read by `brindlectl node status`.
-import * as fs from 'node:fs';
-import * as net from 'node:net';
-import * as path from 'node:path';
+import fs = require('node:fs');
+import net = require('node:net');
+import path = require('node:path');
 
 export interface AgentStatus {
   node: string;

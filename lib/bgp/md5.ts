@@ -1,7 +1,7 @@
 // TCP sockets made through FFI so they can carry a TCP MD5 signature key (RFC 2385,
 // setsockopt TCP_MD5SIG) and be created inside another network namespace, then handed to
 // Node as net.Socket / net.Server. Node's `net` can do neither.
-import * as net from 'node:net';
+import net = require('node:net');
 import { koffi, libcLib } from '../native/koffi';
 import { ipTextToBytes } from '../ip';
 

@@ -1,7 +1,7 @@
 // Attachment records: what ADD built for one container+interface on one network, kept as
 // $BRINDLE_STATE_DIR/attachments/<network>/<containerId>-<ifname>.json (written atomically)
 // so that DEL, GC and a repeated ADD know the veth, the addresses and the result.
-import * as fs from 'node:fs';
+import fs = require('node:fs');
 import { stateDir } from '../datastore/settings';
 import type { Result } from './types';
 

@@ -2,7 +2,7 @@
 // our environment and the same network configuration on stdin, and read its result or
 // error from stdout. A plugin that refuses 1.1.0 (Debian's host-local 1.1.1 stops at
 // 1.0.0) is asked once more at 1.0.0 and its answer converted back.
-import * as fs from 'node:fs';
+import fs = require('node:fs');
 import { CniError, ERR_INCOMPATIBLE_VERSION, ERR_IPAM } from './errors';
 import type { CniRequest, Result, Verb } from './types';
 import { parseResult } from './version';

@@ -1,7 +1,7 @@
 // The CNI plugin skeleton: reads CNI_* and stdin as libcni sends them, validates them as the
 // spec says, negotiates the version, runs the verb's handler and writes the result (or the
 // spec's error JSON) on stdout with fs.writeSync, then ends with process.exit.
-import * as fs from 'node:fs';
+import fs = require('node:fs');
 import { CniError, ERR_DECODE, ERR_INCOMPATIBLE_VERSION, ERR_INTERNAL, ERR_INVALID_CONFIG, ERR_INVALID_ENV, ERR_TRY_AGAIN } from './errors';
 import type { CniRequest, NetConf, Result, Verb } from './types';
 import { compareVersions, CURRENT_VERSION, negotiateVersion, parseResult, resultForVersion, SUPPORTED_VERSIONS } from './version';
@@ -184,8 +184,11 @@ export async function runPlugin(handlers: Handlers, about: string, env: NodeJS.P
       fs.writeSync(2, `${about}\nCNI protocol versions supported: ${SUPPORTED_VERSIONS.join(', ')}\n`);
       process.exit(0);
     }
+    mark('run');
     const stdin = env.CNI_COMMAND === 'VERSION' ? safeRead() : readStdin();
+    mark('stdin read');
     const req = parseRequest(env, stdin);
+    mark('request parsed');
     if (req.verb === 'VERSION') {
       const asked = typeof req.config.cniVersion === 'string' && req.config.cniVersion ? req.config.cniVersion : CURRENT_VERSION;
       out(JSON.stringify({ cniVersion: asked, supportedVersions: SUPPORTED_VERSIONS }));
@@ -197,6 +200,7 @@ export async function runPlugin(handlers: Handlers, about: string, env: NodeJS.P
       case 'ADD': {
         const res = await handlers.add(req);
         out(JSON.stringify(resultForVersion(res, version)));
+        mark('result written');
         break;
       }
       case 'DEL': await handlers.del(req); break;
@@ -212,6 +216,11 @@ export async function runPlugin(handlers: Handlers, about: string, env: NodeJS.P
   }
   if (handlers.exit) handlers.exit(exitCode, ran);
   process.exit(exitCode);
+}
+
+/** BRINDLE_DEBUG_TIMING milestones (see lib/log.ts mark), without loading the log module. */
+function mark(label: string): void {
+  (globalThis as { [k: symbol]: ((l: string) => void) | undefined })[Symbol.for('brindle.timing')]?.(label);
 }
 
 let libcExit: ((code: number) => void) | undefined;

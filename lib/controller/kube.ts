@@ -1,8 +1,8 @@
 // The controller's view of the Kubernetes API beyond Brindle's kinds: which pods exist (per
 // namespace lists) and which Kubernetes Nodes exist. Plain node:http(s) JSON GETs with a
 // deadline, like the kubernetes datastore; answers other than 200 become typed errors.
-import * as http from 'node:http';
-import * as https from 'node:https';
+import http = require('node:http');
+import https = require('node:https');
 import type { KubeTarget } from '../datastore/kubeconfig';
 import { UnavailableError } from '../datastore/types';
 import { KubernetesError } from '../datastore/kubernetes';

@@ -1,6 +1,6 @@
 // `brindlectl node status`: asks the local agent over its status socket
 // (`<run dir>/agent.sock`, newline-delimited JSON) and prints the BGP sessions as a table.
-import * as net from 'node:net';
+import net = require('node:net');
 import { CtlError } from './errors';
 import { boxTable } from './output';
 

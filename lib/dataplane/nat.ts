@@ -7,9 +7,9 @@
 // `nft -j` is nftables' own supported, stable JSON interface to exactly that API. It is run
 // in the agent's own network namespace, only when pools change; `ip` itself is never run.
 import { execFile } from 'node:child_process';
-import * as fs from 'node:fs';
-import * as os from 'node:os';
-import * as path from 'node:path';
+import fs = require('node:fs');
+import os = require('node:os');
+import path = require('node:path');
 import { tryParseCidr, formatIp } from '../ip';
 
 export const NAT_TABLE = 'brindle';

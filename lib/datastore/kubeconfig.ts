@@ -2,8 +2,8 @@
 // cluster server + CA, user token or client certificate) or the in-cluster service account.
 // Includes a reader for the small YAML subset kubeconfig files use (block maps and sequences,
 // plain and quoted scalars, empty flow collections); JSON kubeconfigs are read as JSON.
-import * as fs from 'node:fs';
-import * as path from 'node:path';
+import fs = require('node:fs');
+import path = require('node:path');
 
 export interface KubeTarget {
   /** "https://host:port" (no trailing slash). */

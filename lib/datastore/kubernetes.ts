@@ -13,9 +13,9 @@
 // apply() is ordered: ops run one by one and the first failure stops the batch (earlier ops
 // stay applied); the Kubernetes API has no multi-object transaction.
 import { createHash } from 'node:crypto';
-import * as fs from 'node:fs';
-import * as http from 'node:http';
-import * as https from 'node:https';
+import fs = require('node:fs');
+import http = require('node:http');
+import https = require('node:https');
 import { alreadyExists, checkKey, conflict, listFilter, ndjsonReader, notFound } from './common';
 import { exchange } from './http';
 import { kubeTarget, type KubeTarget } from './kubeconfig';

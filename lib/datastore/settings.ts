@@ -1,8 +1,7 @@
 // Datastore settings: which backend and how to reach it, from the conflist keys first, then
 // the environment, then defaults (DESIGN.md "Conventions"). Tiny and dependency-free: this
 // runs on every plugin start.
-import * as fs from 'node:fs';
-import * as os from 'node:os';
+import fs = require('node:fs');
 import type { DatastoreSettings } from './types';
 
 type Env = Record<string, string | undefined>;
@@ -57,7 +56,8 @@ export function nodeName(conf?: Conf, env: Env = process.env): string {
     const fromFile = fs.readFileSync(`${stateDir(env)}/nodename`, 'utf8').trim();
     if (fromFile) return fromFile;
   } catch { /* no file: fall through */ }
-  return os.hostname();
+  // node:os is not in Node's start-up snapshot: loaded only when the hostname is the answer.
+  return (require('node:os') as typeof import('node:os')).hostname();
 }
 
 /** Node-local state directory (BRINDLE_STATE_DIR, default /var/lib/brindle). */

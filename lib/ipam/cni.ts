@@ -1,7 +1,7 @@
 // The CNI face of brindle-ipam: ADD/DEL/CHECK/STATUS/GC over the allocator, used by the
 // standalone plugin and in-process by the `brindle` plugin. Opens the datastore from the
 // config, serialises a node's claims with a file lock, and maps IPAM errors to CNI codes.
-import * as fs from 'node:fs';
+import fs = require('node:fs');
 import {
   CniError, ERR_BLOCK_LIMIT, ERR_CAS_RETRIES, ERR_CHECK_FAILED, ERR_INVALID_CONFIG, ERR_IP_UNAVAILABLE,
   ERR_NO_POOL_FOR_NODE, ERR_PLUGIN_NOT_AVAILABLE, ERR_POOL_EXHAUSTED, ERR_TRY_AGAIN,

@@ -1,8 +1,8 @@
 // Native addons (koffi, better-sqlite3) loaded with process.dlopen: from node_modules when
 // running from sources, and from the single executable's SEA assets when built, extracted
 // once into a root-owned directory named by the asset's content hash.
-import * as fs from 'node:fs';
-import * as path from 'node:path';
+import fs = require('node:fs');
+import path = require('node:path');
 
 export type AddonName = 'koffi' | 'better_sqlite3';
 
@@ -10,6 +10,8 @@ const SOURCE_PATHS: Record<AddonName, string> = {
   koffi: '@koromix/koffi-linux-x64/linux_x64/koffi.node',
   better_sqlite3: 'better-sqlite3/build/Release/better_sqlite3.node',
 };
+
+const RTLD_NOW = 2;
 
 const loaded = new Map<AddonName, unknown>();
 
@@ -19,8 +21,9 @@ export function loadNativeAddon<T = any>(name: AddonName): T {
   if (have) return have as T;
   const file = nativeAddonPath(name);
   const mod = { exports: {} as any };
-  // RTLD_NOW; the addon's own symbols stay local.
-  process.dlopen(mod, file, (require("node:os").constants.dlopen.RTLD_NOW as number));
+  // RTLD_NOW (2 on Linux, as os.constants.dlopen says; node:os is not loaded for it: it is not
+  // in Node's start-up snapshot). The addon's own symbols stay local.
+  process.dlopen(mod, file, RTLD_NOW);
   loaded.set(name, mod.exports);
   return mod.exports as T;
 }

@@ -1,6 +1,6 @@
 // sysctls of the calling thread's network namespace through /proc/sys (net/* entries resolve
 // against the opener's namespace, so call inside withNetns for another one).
-import * as fs from 'node:fs';
+import fs = require('node:fs');
 import { NetlinkError } from './errors';
 
 /** `/proc/sys/<key>` for 'net/ipv4/conf/eth0/proxy_arp' (slash form: interface names may hold dots). */

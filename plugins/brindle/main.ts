@@ -6,7 +6,7 @@ import { CniError, ERR_CHECK_FAILED, ERR_DATAPLANE, ERR_INVALID_CONFIG, ERR_IPAM
 import type { CniRequest, Result } from '../../lib/cni/types';
 import { listAttachments, readAttachment, removeAttachment, writeAttachment, type Attachment } from '../../lib/cni/attachments';
 import { hostVethName } from '../../lib/dataplane/naming';
-import { configureLog, isoTime, log } from '../../lib/log';
+import { configureLog, isoTime, log, mark } from '../../lib/log';
 import type { NetlinkSocket as Nl } from '../../lib/netlink/socket';
 
 const ABOUT = 'brindle CNI plugin: BGP-routed pod networking';
@@ -63,7 +63,9 @@ async function add(req: CniRequest): Promise<Result> {
   const net = req.config.name;
   const hostIfname = vethName(req);
 
+  mark('add: modules');
   const nlHost = NetlinkSocket.open();
+  mark('add: netlink open');
   let nlPod: Nl | undefined;
   try {
     // A repeated ADD for the same attachment returns what the first one built.
@@ -78,45 +80,63 @@ async function add(req: CniRequest): Promise<Result> {
       await undo(req, nlHost, prev.hostIfname, prev.hostIndex, true);
     }
 
-    try {
-      nlPod = dp.openNetlinkIn(req.netns);
-    } catch (err) {
-      throw new CniError(4, `netns ${req.netns}: cannot enter`, err instanceof Error ? err.message : undefined);
-    }
-    if (getLink(nlPod, req.ifname)) throw new CniError(ERR_DATAPLANE, `interface ${req.ifname} already exists in netns ${req.netns}`);
-    const stale = getLink(nlHost, hostIfname);
-    if (stale) {
-      // A previous sandbox of the same pod left its veth (same name by design): replace it.
-      log.warn('deleting stale host veth', { hostIfname, index: stale.index });
-      dp.teardownPod(nlHost, hostIfname);
-    }
-    const mtu = dp.podMtu(nlHost, req.config as { mtu?: unknown; encapsulation?: unknown });
-
-    const spec = { netns: req.netns, ifname: req.ifname, hostIfname, mtu };
+    // A delegated IPAM plugin (a process of its own) starts now and runs while we check the pod
+    // namespace and create the veth pair (which needs no address): the slowest steps of an ADD
+    // overlap. Every failure from here on waits for it and releases what it allocated (undo).
+    const delegated = ipamType(req) !== OWN_IPAM;
+    const pending = delegated ? delegate().startDelegateIpam(req, 'ADD') : undefined;
+    mark('add: ipam spawned');
     let ipamRes: Result;
     let links: import('../../lib/dataplane/pod').PodLinks | undefined;
-    if (ipamType(req) === OWN_IPAM) {
-      ipamRes = await ownIpam().ipamAdd(req);
-    } else {
-      // A delegated IPAM plugin runs while we create the veth pair (which needs no address):
-      // the two slowest steps of an ADD overlap. Any failure undoes both.
-      const pending = delegate().startDelegateIpam(req, 'ADD');
+    const spec = { netns: req.netns, ifname: req.ifname, hostIfname, mtu: 0 };
+    let creating = false;
+    try {
       try {
-        links = dp.createPodLinks(nlHost, nlPod, spec);
+        nlPod = dp.openNetlinkIn(req.netns);
       } catch (err) {
-        try { pending.finish(); } catch { /* the dataplane error is the one reported */ }
-        log.error('add failed, undoing', { err: String((err as Error)?.message ?? err) });
-        await undo(req, nlHost, hostIfname, undefined, false);
-        throw err;
+        throw new CniError(4, `netns ${req.netns}: cannot enter`, err instanceof Error ? err.message : undefined);
       }
+      if (getLink(nlPod, req.ifname)) throw new CniError(ERR_DATAPLANE, `interface ${req.ifname} already exists in netns ${req.netns}`);
+      const stale = getLink(nlHost, hostIfname);
+      if (stale) {
+        // A previous sandbox of the same pod left its veth (same name by design): replace it.
+        log.warn('deleting stale host veth', { hostIfname, index: stale.index });
+        dp.teardownPod(nlHost, hostIfname);
+      }
+      spec.mtu = dp.podMtu(nlHost, req.config as { mtu?: unknown; encapsulation?: unknown });
+      mark('add: checks done');
+      if (pending) {
+        creating = true;
+        links = dp.createPodLinks(nlHost, nlPod, spec);
+        mark('add: veth made');
+      }
+    } catch (err) {
+      if (pending) {
+        // The checks above may fail before any veth exists (and on a name that is not ours):
+        // the veth is removed only once we began making it; the address is always released.
+        try { pending.finish(); } catch { /* the first error is the one reported */ }
+        log.error('add failed, undoing', { err: String((err as Error)?.message ?? err) });
+        if (creating) {
+          try { dp.teardownPod(nlHost, hostIfname); } catch (e) { log.error('undo: delete veth failed', { hostIfname, err: String(e) }); }
+        }
+        try { await ipamDel(req); } catch (e) { log.error('undo: ipam del failed', { err: String(e) }); }
+      }
+      throw err;
+    }
+    const mtu = spec.mtu;
+    if (pending) {
       try {
         ipamRes = pending.finish()!;
+        mark('add: ipam done');
       } catch (err) {
         log.error('ipam add failed, removing the veth', { err: String((err as Error)?.message ?? err) });
         try { dp.teardownPod(nlHost, hostIfname); } catch (e) { log.error('undo: delete veth failed', { hostIfname, err: String(e) }); }
         throw err;
       }
+    } else {
+      ipamRes = await ownIpam().ipamAdd(req);
     }
+    if (!links) mark('add: ipam done');
     const ips = (ipamRes.ips ?? []).map((i) => plainIp(i.address));
     try {
       if (ips.length === 0) throw new CniError(ERR_IPAM, `ipam ${ipamType(req)} returned no address`);
@@ -142,7 +162,9 @@ async function add(req: CniRequest): Promise<Result> {
         hostIndex: w.hostIf.index, podMac: w.podIf.mac, mtu, ips, ipamType: ipamType(req),
         podNamespace: req.args.K8S_POD_NAMESPACE, podName: req.args.K8S_POD_NAME, result, created: isoTime(),
       };
+      mark('add: pod configured');
       writeAttachment(rec);
+      mark('add: record written');
       // The SEA loader (scripts/build.mjs) keeps a V8 code cache per path taken: name ours.
       (globalThis as { [k: symbol]: { want(f: string): void } | undefined })[Symbol.for('brindle.codeCache')]?.want(ipamType(req));
       log.info('added', { hostIfname, ips });

@@ -1,8 +1,8 @@
 // `brindle install`: puts the single executable into the CNI bin directory (with the
 // brindle-ipam link) and a conflist into the CNI config directory, as Calico's install
 // container does. Atomic writes, so a kubelet exec never sees half a file.
-import * as fs from 'node:fs';
-import * as path from 'node:path';
+import fs = require('node:fs');
+import path = require('node:path');
 
 const USAGE = `usage: brindle install [--cni-bin-dir DIR] [--cni-conf-dir DIR] [--conflist FILE]
   --cni-bin-dir   where kubelet looks for plugins (default /opt/cni/bin)
