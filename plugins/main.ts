@@ -2,20 +2,12 @@
 // (`brindle`, `brindle-ipam`, `brindlectl`) or by its first argument (`brindle agent`,
 // `brindle controller`, `brindle install`, `brindle ctl`, `brindle ipam`), then loads only that program.
 /* eslint-disable @typescript-eslint/no-var-requires */
+import { programName } from './program';
 
 const timing = (globalThis as { [k: symbol]: ((l: string) => void) | undefined })[Symbol.for('brindle.timing')];
 timing?.('entry');
 
 type Main = { main(argv: string[]): Promise<void> };
-
-function programName(): string {
-  const forced = process.env.BRINDLE_ARGV0;
-  if (forced) return forced;
-  // In a SEA, process.argv[0] is the executable; argv[1] repeats it. From sources, argv[1] is this file.
-  const exe = process.argv0 || process.argv[0];
-  const base = exe.slice(exe.lastIndexOf('/') + 1);
-  return base;
-}
 
 function pick(): { mod: () => Main; argv: string[] } {
   const name = programName();

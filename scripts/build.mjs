@@ -60,10 +60,15 @@ const cpu = () => { const u = process.cpuUsage(); return (u.user + u.system) / 1
 const tm = env.BRINDLE_DEBUG_TIMING ? [['loader', performance.now(), cpu()]] : null;
 const dir = (env.BRINDLE_NATIVE_DIR || '/var/lib/brindle/native') + '/' + ${JSON.stringify(bundleHash)};
 const a0 = env.BRINDLE_ARGV0 || process.argv0;
-// Only CNI invocations (one short process per call) keep a warm cache, one per program name.
+const prog = a0.slice(a0.lastIndexOf('/') + 1);
+// A CNI invocation (a plugin exec'd with CNI_COMMAND and no arguments, one short process per
+// call) runs the CNI-only bundle (plugins/cni.ts), and keeps a warm cache, one per program name.
+// Anything else runs the whole bundle (plugins/main.ts).
+const cni = !!env.CNI_COMMAND && process.argv.length <= 2 && prog !== 'brindlectl';
+const bundle = cni ? 'cni' : 'brindle';
 // File: uint16 LE header length, header = the "flavours" it covers (comma-separated, e.g. the
 // IPAM types the plugin ran with), then V8's cache data.
-const warmFile = env.CNI_COMMAND ? dir + '/' + a0.slice(a0.lastIndexOf('/') + 1) + '.ccache' : '';
+const warmFile = cni ? dir + '/' + prog + '.ccache' : '';
 let data, warm = false, flavours = [];
 if (warmFile) {
   let fd = -1;
@@ -81,13 +86,13 @@ if (warmFile) {
   } catch { /* absent: the build-time cache */ }
   if (fd >= 0) fs.closeSync(fd);
 }
-if (!data) data = Buffer.from(sea.getAsset('brindle.ccache'));
+if (!data) data = Buffer.from(sea.getAsset(bundle + '.ccache'));
 if (tm) tm.push(['cache read', performance.now(), cpu()]);
-const source = sea.getAsset('brindle.js', 'utf8');
+const source = sea.getAsset(bundle + '.js', 'utf8');
 if (tm) tm.push(['source read', performance.now(), cpu()]);
-const script = new vm.Script(source, { filename: 'brindle.js', cachedData: data });
+const script = new vm.Script(source, { filename: bundle + '.js', cachedData: data });
 if (tm) tm.push(['compiled', performance.now(), cpu()]);
-if (env.BRINDLE_DEBUG_CCACHE) fs.writeSync(2, 'brindle: code cache ' + (warm ? warmFile + ' [' + flavours + ']' : 'build') + (script.cachedDataRejected ? ' rejected' : ' accepted') + '\\n');
+if (env.BRINDLE_DEBUG_CCACHE) fs.writeSync(2, 'brindle: ' + bundle + ' code cache ' + (warm ? warmFile + ' [' + flavours + ']' : 'build') + (script.cachedDataRejected ? ' rejected' : ' accepted') + '\\n');
 const wanted = new Set();
 // The plugin names the path it took (its IPAM type); a cache lacking it is re-taken after the run.
 globalThis[Symbol.for('brindle.codeCache')] = { want(f) { wanted.add(String(f)); } };
@@ -121,15 +126,12 @@ if (tm) tm.push(['bundle top level', performance.now(), cpu()]);
 `;
 
 const t0 = Date.now();
-await build({
-  ...(mode === 'snapshot'
-    ? { stdin: { contents: snapshotEntry, resolveDir: root, sourcefile: 'sea-snapshot-entry.js', loader: 'js' } }
-    : { entryPoints: [entry] }),
+const esbuildOptions = (outName) => ({
   bundle: true,
   platform: 'node',
   target: 'node20',
   format: 'cjs',
-  outfile: path.join(out, 'brindle.js'),
+  outfile: path.join(out, outName),
   minifySyntax: true,
   minifyWhitespace: true,
   keepNames: false,
@@ -139,25 +141,37 @@ await build({
   external: ['koffi'],
   logLevel: 'warning',
 });
+await build({
+  ...(mode === 'snapshot'
+    ? { stdin: { contents: snapshotEntry, resolveDir: root, sourcefile: 'sea-snapshot-entry.js', loader: 'js' } }
+    : { entryPoints: [entry] }),
+  ...esbuildOptions('brindle.js'),
+});
+// The CNI-only bundle: a plugin start compiles (and runs the top level of) less than half the code.
+if (mode === 'warmcache') await build({ entryPoints: [path.join(root, 'plugins/cni.ts')], ...esbuildOptions('cni.js') });
 
 let seaMain = path.join(out, 'brindle.js');
 const extraAssets = {};
 if (mode === 'warmcache') {
-  const bundle = fs.readFileSync(path.join(out, 'brindle.js'), 'utf8');
-  // CommonJS wrapper, as Node's loader would add; the loader calls it with the SEA's require.
-  const wrapped = `(function (exports, require, module, __filename, __dirname) {${bundle}\n})`;
-  const bundleFile = path.join(out, 'brindle.wrapped.js');
-  fs.writeFileSync(bundleFile, wrapped);
-  // The node binary's version too: a V8 code cache only fits the V8 that made it.
-  const bundleHash = createHash('sha256').update(wrapped).update(process.version).digest('hex').slice(0, 16);
-  // Build-time cache (top-level code only), made by this same node binary, which the
-  // executable is a copy of: V8 accepts a cache only from the same version and flags.
-  const cacheFile = path.join(out, 'brindle.ccache');
-  execFileSync(process.execPath, ['-e', `const fs=require('fs');const s=new (require('vm').Script)(fs.readFileSync(${JSON.stringify(bundleFile)},'utf8'),{filename:'brindle.js'});fs.writeFileSync(${JSON.stringify(cacheFile)},s.createCachedData())`], { stdio: 'inherit' });
+  const hash = createHash('sha256').update(process.version);
+  for (const name of ['brindle', 'cni']) {
+    const bundle = fs.readFileSync(path.join(out, `${name}.js`), 'utf8');
+    // CommonJS wrapper, as Node's loader would add; the loader calls it with the SEA's require.
+    const wrapped = `(function (exports, require, module, __filename, __dirname) {${bundle}\n})`;
+    const bundleFile = path.join(out, `${name}.wrapped.js`);
+    fs.writeFileSync(bundleFile, wrapped);
+    hash.update(wrapped);
+    // Build-time cache (top-level code only), made by this same node binary, which the
+    // executable is a copy of: V8 accepts a cache only from the same version and flags.
+    const cacheFile = path.join(out, `${name}.ccache`);
+    execFileSync(process.execPath, ['-e', `const fs=require('fs');const s=new (require('vm').Script)(fs.readFileSync(${JSON.stringify(bundleFile)},'utf8'),{filename:${JSON.stringify(`${name}.js`)}});fs.writeFileSync(${JSON.stringify(cacheFile)},s.createCachedData())`], { stdio: 'inherit' });
+    extraAssets[`${name}.js`] = bundleFile;
+    extraAssets[`${name}.ccache`] = cacheFile;
+  }
+  // The node binary's version and both bundles: a V8 code cache only fits the V8 and source that made it.
+  const bundleHash = hash.digest('hex').slice(0, 16);
   seaMain = path.join(out, 'sea-main.js');
   fs.writeFileSync(seaMain, loaderSource(bundleHash));
-  extraAssets['brindle.js'] = bundleFile;
-  extraAssets['brindle.ccache'] = cacheFile;
 }
 
 const addons = {
@@ -208,6 +222,14 @@ if (!v.startsWith('brindle ')) throw new Error(`built executable answered "${v}"
 if (mode === 'warmcache') {
   // A code cache V8 refuses would silently cost a full compile on every start.
   const r = spawnSync(exe, ['--version'], { encoding: 'utf8', env: { ...process.env, CNI_COMMAND: '', BRINDLE_DEBUG_CCACHE: '1' } });
-  if (!/code cache build accepted/.test(r.stderr)) throw new Error(`built executable's code cache: ${r.stderr.trim() || 'no answer'}`);
+  if (!/brindle code cache build accepted/.test(r.stderr)) throw new Error(`built executable's code cache: ${r.stderr.trim() || 'no answer'}`);
+  // The CNI bundle's, through a VERSION call with no warm cache around (a private native dir).
+  const nativeDir = fs.mkdtempSync(path.join(finalOut, '.native-'));
+  try {
+    const c = spawnSync(exe, [], { input: '{"cniVersion":"1.1.0"}', encoding: 'utf8', env: { ...process.env, CNI_COMMAND: 'VERSION', BRINDLE_NATIVE_DIR: nativeDir, BRINDLE_DEBUG_CCACHE: '1' } });
+    if (!/cni code cache build accepted/.test(c.stderr) || !/supportedVersions/.test(c.stdout)) throw new Error(`built executable's CNI bundle: ${c.stderr.trim() || c.stdout.trim() || 'no answer'}`);
+  } finally {
+    fs.rmSync(nativeDir, { recursive: true, force: true });
+  }
 }
 console.log(`built ${path.relative(root, exe)} (${v}) in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
