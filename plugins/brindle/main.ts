@@ -210,6 +210,10 @@ async function del(req: CniRequest): Promise<void> {
   const net = req.config.name;
   const rec = readAttachment(net, req.containerId, req.ifname);
   const hostIfname = rec?.hostIfname ?? vethName(req);
+  // A delegated IPAM releases while the kernel removes the veth (a link deletion waits for the
+  // kernel to let go of the device, the slowest step of a DEL); both are waited for.
+  const type = ipamType(req);
+  const pending = type === OWN_IPAM ? undefined : delegate().startDelegateIpam(req, 'DEL');
   const nlHost = NetlinkSocket.open();
   try {
     let mine: boolean;
@@ -218,10 +222,14 @@ async function del(req: CniRequest): Promise<void> {
     else mine = !listAttachments(net).some((a) => a.hostIfname === hostIfname && a.containerId !== req.containerId);
     if (mine) dp.teardownPod(nlHost, hostIfname, req.netns ? { netns: req.netns, ifname: req.ifname } : undefined);
     else log.info('host veth belongs to another attachment; left in place', { hostIfname });
+  } catch (err) {
+    if (pending) { try { pending.finish(); } catch { /* the dataplane error is the one reported */ } }
+    throw err;
   } finally {
     nlHost.close();
   }
-  await ipamDel(req);
+  if (pending) pending.finish();
+  else await ownIpam().ipamDel(req);
   removeAttachment(net, req.containerId, req.ifname);
   log.info('deleted', { hostIfname });
 }
