@@ -13,6 +13,7 @@ import { AS_SEQUENCE, ORIGIN_IGP, type PathAttributes } from './codec/types';
 import { CEASE, CEASE_ADMINISTRATIVE_SHUTDOWN, CEASE_PEER_DECONFIGURED, CEASE_OTHER_CONFIGURATION_CHANGE } from './errors';
 import { realClock, type Clock, type TimerHandle } from './clock';
 import type { State } from './fsm';
+import { formatIp, tryParseIp } from '../ip';
 
 export type PeerType = 'nodeMesh' | 'global' | 'nodeSpecific' | 'rrClient' | 'routeReflector';
 
@@ -477,4 +478,12 @@ function sameHops(a: string[], b: string[]): boolean {
 function familyOf(x: string): 4 | 6 { return x.includes(':') ? 6 : 4; }
 function sameFamily(a: string, b: string): boolean { return familyOf(a) === familyOf(b); }
 function isWildcard(a: string): boolean { return a === '0.0.0.0' || a === '::'; }
-function normalize(a: string): string { return a.replace(/^::ffff:(\d+\.\d+\.\d+\.\d+)$/, '$1'); }
+/**
+ * The peer-map key of an address: IPv4-mapped IPv6 as IPv4, IPv6 in canonical text (RFC 5952,
+ * as sockets report it), so a peer configured as "fd00:0:0::1" matches its inbound connections.
+ */
+function normalize(a: string): string {
+  const text = a.replace(/^::ffff:(\d+\.\d+\.\d+\.\d+)$/i, '$1');
+  const ip = text.includes(':') ? tryParseIp(text) : undefined;
+  return ip ? formatIp(ip) : text;
+}

@@ -35,6 +35,8 @@ export interface ClusterNode {
   /** Node address "198.18.x.y" and its subnet index (0 or 1). */
   ip: string;
   subnet: 0 | 1;
+  /** IPv6 node address (canonical text) when the cluster is dual-stack (`ipv6: true`). */
+  ip6?: string;
   env: NodeJS.ProcessEnv;
   runDir: string;
   stateDir: string;
@@ -43,7 +45,7 @@ export interface ClusterNode {
   pods: Pod[];
 }
 
-export interface Pod { name: string; ns: string; ip: string; node: string; containerId: string }
+export interface Pod { name: string; ns: string; ip: string; node: string; containerId: string; /** The pod's IPv6 address when it got one. */ ip6?: string }
 
 export interface ClusterOptions {
   nodes: number;
@@ -54,9 +56,28 @@ export interface ClusterOptions {
   etcdEndpoints?: string[];
   /** Extra flags for every agent. */
   agentArgs?: string[];
+  /**
+   * Dual-stack fabric: the router and every node also get an IPv6 address (ipv6For of the
+   * IPv4 one, /64, no DAD) with a default route via the router, and agents get --node-ip6.
+   */
+  ipv6?: boolean;
 }
 
 export const SUBNETS = ['198.18.0', '198.18.1'] as const;
+
+/**
+ * The IPv6 twin of a fabric address "198.18.s.h": "fd00:198:18::h" (s = 0) or
+ * "fd00:198:18:1::h" (s = 1), in canonical text (as the kernel and sockets print it).
+ */
+export function ipv6For(ip4: string): string {
+  const [, , s, h] = ip4.split('.');
+  return s === '0' ? `fd00:198:18::${h}` : `fd00:198:18:${s}::${h}`;
+}
+
+/** Adds an IPv6 address without duplicate address detection (usable at once). */
+export function addAddr6(ns: string, ifname: string, cidr: string): void {
+  sh('ip', ['-n', ns, '-6', 'addr', 'add', cidr, 'dev', ifname, 'nodad']);
+}
 
 export class Cluster {
   readonly fabric: string;
@@ -80,6 +101,10 @@ export class Cluster {
     sh('ip', ['-n', this.fabric, 'link', 'set', 'br1', 'up']);
     for (const s of [0, 1] as const) this.attach(this.router, `eth${s}`, `${SUBNETS[s]}.1/24`, s);
     nsExec(this.router, 'sysctl', ['-qw', 'net.ipv4.ip_forward=1']);
+    if (opts.ipv6) {
+      for (const s of [0, 1] as const) addAddr6(this.router, `eth${s}`, `${ipv6For(`${SUBNETS[s]}.1`)}/64`);
+      nsExec(this.router, 'sysctl', ['-qw', 'net.ipv6.conf.all.forwarding=1']);
+    }
   }
 
   /** Builds the fabric, router and node namespaces, and seeds pools. */
@@ -114,6 +139,12 @@ export class Cluster {
     this.attach(ns, 'eth0', `${ip}/24`, subnet);
     sh('ip', ['-n', ns, 'route', 'add', 'default', 'via', `${SUBNETS[subnet]}.1`]);
     nsExec(ns, 'sysctl', ['-qw', 'net.ipv4.ip_forward=1']);
+    let ip6: string | undefined;
+    if (this.opts.ipv6) {
+      ip6 = ipv6For(ip);
+      addAddr6(ns, 'eth0', `${ip6}/64`);
+      sh('ip', ['-n', ns, '-6', 'route', 'add', 'default', 'via', ipv6For(`${SUBNETS[subnet]}.1`)]);
+    }
     const runDir = path.join(this.tmp, name, 'run');
     const stateDir = path.join(this.tmp, name, 'state');
     fs.mkdirSync(runDir, { recursive: true });
@@ -128,7 +159,7 @@ export class Cluster {
         ? { DATASTORE_TYPE: 'etcd', ETCD_ENDPOINTS: this.opts.etcdEndpoints.join(',') }
         : { DATASTORE_TYPE: 'embedded', BRINDLE_DB: this.dbPath }),
     };
-    const node: ClusterNode = { name, ns, ip, subnet, env, runDir, stateDir, agentLog: path.join(this.tmp, name, 'agent.log'), pods: [] };
+    const node: ClusterNode = { name, ns, ip, ...(ip6 ? { ip6 } : {}), subnet, env, runDir, stateDir, agentLog: path.join(this.tmp, name, 'agent.log'), pods: [] };
     this.nodes.push(node);
     return node;
   }
@@ -156,7 +187,7 @@ export class Cluster {
     const { cmd, args } = brindleCommand();
     const out = fs.openSync(n.agentLog, 'a');
     const p = spawn('ip', ['netns', 'exec', n.ns, cmd, ...args, 'agent', '--node-name', n.name, '--node-ip', n.ip,
-      ...(this.opts.agentArgs ?? []), ...extra], { env: { ...n.env, BRINDLE_LOG_LEVEL: process.env.BRINDLE_LOG_LEVEL ?? 'info' }, stdio: ['ignore', out, out] });
+      ...(n.ip6 ? ['--node-ip6', n.ip6] : []), ...(this.opts.agentArgs ?? []), ...extra], { env: { ...n.env, BRINDLE_LOG_LEVEL: process.env.BRINDLE_LOG_LEVEL ?? 'info' }, stdio: ['ignore', out, out] });
     fs.closeSync(out);
     this.scope.track(p);
     n.agent = p;
@@ -196,9 +227,11 @@ export class Cluster {
     const containerId = `${name}-${Math.random().toString(16).slice(2, 14)}`;
     const out = await this.runPlugin(n, 'ADD', ns, containerId, name, this.netconf(n, extraConf));
     const res = JSON.parse(out);
-    const ip = String(res.ips?.[0]?.address ?? '').split('/')[0];
+    const addrs: string[] = (res.ips ?? []).map((x: any) => String(x?.address ?? '').split('/')[0]).filter(Boolean);
+    const ip = addrs.find((a) => !a.includes(':')) ?? addrs[0];
     if (!ip) throw new Error(`pod ${name} on ${n.name}: no address in result ${out}`);
-    const pod = { name, ns, ip, node: n.name, containerId };
+    const ip6 = addrs.find((a) => a.includes(':'));
+    const pod: Pod = { name, ns, ip, node: n.name, containerId, ...(ip6 ? { ip6 } : {}) };
     n.pods.push(pod);
     return pod;
   }
@@ -233,18 +266,20 @@ export class Cluster {
     });
   }
 
-  /** Every pod pings every other pod; returns the pairs that failed ("a->b"). */
-  async pingMatrix(): Promise<string[]> {
+  /** Every pod pings every other pod (family 6: their IPv6 addresses); returns the pairs that failed ("a->b"). */
+  async pingMatrix(family: 4 | 6 = 4): Promise<string[]> {
     const pods = this.nodes.flatMap((n) => n.pods);
     const failed: string[] = [];
+    const dst = (p: Pod) => (family === 6 ? p.ip6 : p.ip);
     await Promise.all(pods.flatMap((a) => pods.filter((b) => b !== a).map(async (b) => {
-      if (!(await this.ping(a.ns, b.ip))) failed.push(`${a.name}@${a.node}->${b.name}@${b.node}(${b.ip})`);
+      const ip = dst(b);
+      if (!ip || !(await this.ping(a.ns, ip))) failed.push(`${a.name}@${a.node}->${b.name}@${b.node}(${ip ?? 'no address'})`);
     })));
     return failed.sort();
   }
 
-  /** Kernel routes of protocol 177 in a namespace. */
-  brindleRoutes(ns: string): any[] { return ipJson(ns, ['route', 'show', 'proto', '177']); }
+  /** Kernel routes of protocol 177 in a namespace (family 6: the IPv6 table). */
+  brindleRoutes(ns: string, family: 4 | 6 = 4): any[] { return ipJson(ns, [...(family === 6 ? ['-6'] : []), 'route', 'show', 'proto', '177']); }
 
   /** Waits until `fn` is truthy (polling every `everyMs`), or throws after `ms` with `what`. */
   async waitFor<T>(what: string, fn: () => T | Promise<T>, ms = 30000, everyMs = 200): Promise<T> {

@@ -211,7 +211,11 @@ export class Bird {
 
 // ---- GoBGP -------------------------------------------------------------------------------
 
-export interface GobgpNeighbor { address: string; asn: number; password?: string; rrClient?: boolean; clusterId?: string; port?: number; passive?: boolean; gracefulRestart?: boolean }
+export interface GobgpNeighbor {
+  address: string; asn: number; password?: string; rrClient?: boolean; clusterId?: string; port?: number; passive?: boolean; gracefulRestart?: boolean;
+  /** Graceful restart time GoBGP advertises (seconds, default 120; with gracefulRestart). */
+  restartTime?: number;
+}
 
 export interface GobgpConfigOptions { routerId: string; asn: number; neighbors: GobgpNeighbor[]; port?: number; localAddress?: string }
 
@@ -226,7 +230,7 @@ export function gobgpConfig(o: GobgpConfigOptions): string {
     if (n.port) lines.push('  [neighbors.transport.config]', `    remote-port = ${n.port}`);
     if (n.passive) { if (!n.port) lines.push('  [neighbors.transport.config]'); lines.push('    passive-mode = true'); }
     if (n.rrClient) lines.push('  [neighbors.route-reflector.config]', '    route-reflector-client = true', `    route-reflector-cluster-id = "${n.clusterId ?? o.routerId}"`);
-    if (n.gracefulRestart) lines.push('  [neighbors.graceful-restart.config]', '    enabled = true', '    restart-time = 120');
+    if (n.gracefulRestart) lines.push('  [neighbors.graceful-restart.config]', '    enabled = true', `    restart-time = ${n.restartTime ?? 120}`);
     lines.push('  [[neighbors.afi-safis]]', '    [neighbors.afi-safis.config]', '      afi-safi-name = "ipv4-unicast"');
     if (n.gracefulRestart) lines.push('    [neighbors.afi-safis.mp-graceful-restart.config]', '      enabled = true');
     lines.push('  [[neighbors.afi-safis]]', '    [neighbors.afi-safis.config]', '      afi-safi-name = "ipv6-unicast"');
@@ -239,15 +243,42 @@ export class Gobgp {
   proc!: ChildProcess;
   private constructor(readonly scope: Scope, readonly ns: string, readonly dir: string) {}
 
+  /** The configuration file (rewrite it before restart() to come back with another one). */
+  get confFile(): string { return path.join(this.dir, 'gobgpd.toml'); }
+
   static async start(scope: Scope, ns: string, config: string): Promise<Gobgp> {
     const g = new Gobgp(scope, ns, tmpDir(scope, 'gobgp'));
-    const conf = path.join(g.dir, 'gobgpd.toml');
-    fs.writeFileSync(conf, config);
-    const log = fs.openSync(path.join(g.dir, 'gobgpd.log'), 'a');
-    g.proc = scope.track(nsSpawn(ns, 'gobgpd', ['-f', conf, '--api-hosts', '127.0.0.1:50051', '--pprof-disable', '-l', 'info'], { stdio: ['ignore', log, log] }));
-    fs.closeSync(log);
-    await waitFor(() => { if (g.proc.exitCode !== null) throw fatal(`gobgpd exited: ${g.log().slice(-2000)}`); g.gobgp('global'); return true; }, 10_000, 'gobgpd to start', 200);
+    fs.writeFileSync(g.confFile, config);
+    await g.launch([]);
     return g;
+  }
+
+  private async launch(extra: string[]): Promise<void> {
+    const log = fs.openSync(path.join(this.dir, 'gobgpd.log'), 'a');
+    this.proc = this.scope.track(nsSpawn(this.ns, 'gobgpd', ['-f', this.confFile, '--api-hosts', '127.0.0.1:50051', '--pprof-disable', '-l', 'info', ...extra], { stdio: ['ignore', log, log] }));
+    fs.closeSync(log);
+    const p = this.proc;
+    await waitFor(() => { if (p.exitCode !== null) throw fatal(`gobgpd exited: ${this.log().slice(-2000)}`); this.gobgp('global'); return true; }, 10_000, 'gobgpd to start', 200);
+  }
+
+  /**
+   * Kills gobgpd by PID with `signal` (default SIGKILL: no NOTIFICATION, so GR-capable peers
+   * start their helper procedure; SIGTERM makes gobgpd send a Cease first) and starts it again
+   * on its configuration file, with `-r` (restart state in the GR capability) unless
+   * `recovery` is false; resolves once the new gobgpd answers its API.
+   */
+  async restart(opts: { signal?: NodeJS.Signals; recovery?: boolean; downMs?: number } = {}): Promise<void> {
+    await this.kill(opts.signal ?? 'SIGKILL');
+    if (opts.downMs) await new Promise((r) => setTimeout(r, opts.downMs));
+    await this.launch(opts.recovery === false ? [] : ['-r']);
+  }
+
+  /** Sends `signal` to gobgpd by PID and waits for it to exit. */
+  async kill(signal: NodeJS.Signals): Promise<void> {
+    if (this.proc.exitCode !== null || this.proc.signalCode !== null) return;
+    const exited = new Promise<void>((r) => this.proc.once('exit', () => r()));
+    this.proc.kill(signal);
+    await exited;
   }
 
   get pid(): number | undefined { return this.proc.pid; }
@@ -289,6 +320,13 @@ export class Gobgp {
     this.proc.kill('SIGTERM');
     await exited;
   }
+}
+
+/** TcpExt counters of a namespace's kernel (/proc/net/netstat read from inside it): TCPMD5Failure… */
+export function tcpExtCounters(ns: string): Record<string, number> {
+  const lines = nsExec(ns, 'cat', ['/proc/net/netstat']).split('\n').filter((l) => l.startsWith('TcpExt:'));
+  const keys = lines[0].split(/\s+/).slice(1), vals = lines[1].split(/\s+/).slice(1);
+  return Object.fromEntries(keys.map((k, i) => [k, Number(vals[i])]));
 }
 
 /** Attribute of a gobgp -j path by type code (1 ORIGIN, 3 NEXT_HOP, 9 ORIGINATOR_ID, 10 CLUSTER_LIST…). */
