@@ -19,6 +19,7 @@ import { promisify } from 'node:util';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Scope, ipJson, nsExec } from '../helpers/netns';
+import { sampler } from '../helpers/sampler';
 import { Cluster, type ClusterNode } from '../helpers/cluster';
 import { Gobgp, gobgpConfig } from '../helpers/peers';
 import { queryStatus, type AgentStatus } from '../../lib/agent/status';
@@ -33,27 +34,6 @@ const run = promisify(execFile);
 async function gobgpJsonAsync(ns: string, ...args: string[]): Promise<any> {
   const { stdout } = await run('ip', ['netns', 'exec', ns, 'gobgp', '-u', '127.0.0.1', ...args, '-j']);
   return stdout.trim() ? JSON.parse(stdout) : null;
-}
-
-/** Samples `fn` every `everyMs` (start to start) until stopped; returns what it reported missing, once each. */
-function sampler(everyMs: number, fn: () => string[] | Promise<string[]>) {
-  const missing = new Set<string>();
-  let samples = 0;
-  let on = true;
-  const started = Date.now();
-  const done = (async () => {
-    while (on) {
-      const t0 = Date.now();
-      try { for (const m of await fn()) missing.add(m); samples++; } catch (err) { missing.add(`sample failed: ${(err as Error).message.split('\n')[0]}`); }
-      await sleep(Math.max(10, everyMs - (Date.now() - t0)));
-    }
-  })();
-  return {
-    async stop() {
-      on = false; await done;
-      return { missing: [...missing], samples, every: `${samples} samples, one per ${Math.round((Date.now() - started) / Math.max(1, samples))} ms` };
-    },
-  };
 }
 
 /** Drops BGP (TCP port 179 either way) arriving in `ns` until the returned function is called. */

@@ -13,6 +13,7 @@ import t from 'tap';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Scope, ipJson } from '../helpers/netns';
+import { sampler } from '../helpers/sampler';
 import { Cluster, type ClusterNode } from '../helpers/cluster';
 import { Bird, birdConfig, type BirdConfigOptions } from '../helpers/peers';
 import { queryStatus, type AgentStatus } from '../../lib/agent/status';
@@ -21,27 +22,6 @@ process.env.BRINDLE_USE_DIST ??= '1';
 
 const status = (n: ClusterNode): Promise<AgentStatus> => queryStatus(path.join(n.runDir, 'agent.sock'));
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** Samples `fn` every `everyMs` (start to start) until stopped; returns what it reported missing, once each. */
-function sampler(everyMs: number, fn: () => string[]) {
-  const missing = new Set<string>();
-  let samples = 0;
-  let on = true;
-  const started = Date.now();
-  const done = (async () => {
-    while (on) {
-      const t0 = Date.now();
-      try { for (const m of fn()) missing.add(m); samples++; } catch (err) { missing.add(`sample failed: ${(err as Error).message.split('\n')[0]}`); }
-      await sleep(Math.max(10, everyMs - (Date.now() - t0)));
-    }
-  })();
-  return {
-    async stop() {
-      on = false; await done;
-      return { missing: [...missing], samples, every: `${samples} samples, one per ${Math.round((Date.now() - started) / Math.max(1, samples))} ms` };
-    },
-  };
-}
 
 async function setup(scope: Scope, staticRoutes: string[], gracefulRestart = true) {
   const c = await Cluster.create(scope, { nodes: 1 });
