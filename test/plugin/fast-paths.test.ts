@@ -3,6 +3,7 @@
 // (lib/cni/delegate.ts) against what a child must see: its stdin, its environment, default
 // signal dispositions, an exit status or a signal, and big inputs through the fallback.
 import t from 'tap';
+import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -12,6 +13,7 @@ import { isoTime } from '../../lib/log';
 import { delegateIpam } from '../../lib/cni/delegate';
 import { CniError } from '../../lib/cni/errors';
 import type { CniRequest } from '../../lib/cni/types';
+import { builtAfterSources } from '../helpers/dist';
 
 t.test('sha1Hex equals node:crypto sha1 (block edges, UTF-8)', async (t) => {
   let bad = 0;
@@ -81,4 +83,38 @@ t.test('delegation through posix_spawn', async (t) => {
   // DEL: nothing on stdout is fine.
   plugin('quiet', 'cat >/dev/null; exit 0');
   t.equal(delegateIpam({ ...req('quiet'), verb: 'DEL' }, 'DEL'), undefined);
+});
+
+t.test('the built executable runs the CNI-only bundle exactly for plugin invocations', async (t) => {
+  const root = path.resolve(__dirname, '../..');
+  const exe = path.join(root, 'dist/brindle');
+  if (!builtAfterSources(root, exe)) { t.skip('dist/brindle is older than the sources (npm run build)'); return; }
+  const nativeDir = fs.mkdtempSync(path.join(os.tmpdir(), 'brindle-native-'));
+  t.teardown(() => fs.rmSync(nativeDir, { recursive: true, force: true }));
+  const run = (argv0: string, args: string[], cniCommand: string | undefined, extra: Record<string, string> = {}) => {
+    const env: NodeJS.ProcessEnv = { PATH: process.env.PATH, BRINDLE_NATIVE_DIR: nativeDir, BRINDLE_DEBUG_CCACHE: '1', BRINDLE_ARGV0: argv0, ...extra };
+    if (cniCommand !== undefined) env.CNI_COMMAND = cniCommand;
+    return spawnSync(exe, args, { env, input: '{"cniVersion":"1.1.0"}', encoding: 'utf8' });
+  };
+  const bundleOf = (stderr: string) => /brindle: (\w+) code cache/.exec(stderr)?.[1];
+  let r = run('brindle', [], 'VERSION');
+  t.equal(bundleOf(r.stderr), 'cni', 'brindle with CNI_COMMAND: the CNI bundle');
+  t.match(r.stdout, /"supportedVersions"/);
+  r = run('brindle-ipam', [], 'VERSION');
+  t.equal(bundleOf(r.stderr), 'cni', 'brindle-ipam with CNI_COMMAND: the CNI bundle');
+  t.match(r.stdout, /"supportedVersions"/);
+  r = run('brindle', ['--version'], undefined);
+  t.equal(bundleOf(r.stderr), 'brindle', 'no CNI_COMMAND: the whole bundle');
+  t.match(r.stdout, /^brindle \d/);
+  r = run('brindlectl', ['version'], 'ADD');
+  t.equal(bundleOf(r.stderr), 'brindle', 'brindlectl, even with CNI_COMMAND in its environment: the whole bundle');
+  t.match(r.stdout, /^brindlectl \d/);
+  r = run('brindle', ['ctl', 'version'], 'ADD');
+  t.equal(bundleOf(r.stderr), 'brindle', 'arguments mean a command, not a plugin call: the whole bundle');
+  t.match(r.stdout, /^brindlectl \d/);
+  // BRINDLE_DEBUG_TIMING: Node's milestones, the loader's and the plugin's, in order, on stderr.
+  r = run('brindle', [], 'VERSION', { BRINDLE_DEBUG_TIMING: '1' });
+  const labels = r.stderr.split('\n').map((l) => /^\s*[\d.]+(?:\s+cpu\s+[\d.]+)?\s+(.+)$/.exec(l)?.[1]).filter(Boolean);
+  t.same(labels.slice(0, 4), ['node: v8 start', 'node: environment', 'node: bootstrap complete', 'loader']);
+  t.ok(labels.includes('request parsed') && labels[labels.length - 1] === 'exit', labels.join(', '));
 });
