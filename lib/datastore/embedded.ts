@@ -10,14 +10,14 @@
 // which outlives the process) or did not, and readers ignore a partial tail. Only a power
 // loss can roll back the last commits (never corrupting the file), an accepted trade for not
 // paying an fsync per allocation.
-import * as fs from 'node:fs';
-import * as path from 'node:path';
+import fs = require('node:fs');
+import path = require('node:path');
 import type BetterSqlite3 from 'better-sqlite3';
 import { loadNativeAddon } from '../native/addon';
 import { alreadyExists, ApplyWrites, checkKey, conflict, listFilter, notFound, stripRevision } from './common';
 import {
   DatastoreError, ExpiredError, UnavailableError,
-  type Datastore, type DatastoreSettings, type Kind, type ListOptions, type ListResult, type Resource,
+  type Datastore, type DatastoreSettings, type Kind, type ListOptions, type ListResult, type ReadOp, type ReadResult, type Resource,
   type Watch, type WatchEventType, type WatchHandlers, type WriteOp,
 } from './types';
 import { DEFAULT_EMBEDDED_PATH } from './settings';
@@ -63,6 +63,7 @@ export class EmbeddedDatastore extends ApplyWrites implements Datastore {
   };
   private readonly writeTx: BetterSqlite3.Transaction<(ops: WriteOp[]) => (Resource | undefined)[]>;
   private readonly listTx: BetterSqlite3.Transaction<(kind: string) => { rows: Row[]; rev: number }>;
+  private readonly readTx: BetterSqlite3.Transaction<(ops: ReadOp[]) => (Row | Row[] | undefined)[]>;
 
   constructor(settings: Pick<DatastoreSettings, 'embeddedPath' | 'timeoutMs'> = {}) {
     super();
@@ -96,6 +97,9 @@ export class EmbeddedDatastore extends ApplyWrites implements Datastore {
       changesAfter: db.prepare('SELECT rev, kind, name, type, json FROM changes WHERE rev > ? AND kind = ? ORDER BY rev LIMIT 1000'),
     };
     this.writeTx = db.transaction((ops: WriteOp[]) => this.writeOps(ops));
+    this.readTx = db.transaction((ops: ReadOp[]) => ops.map((o) => (o.op === 'get'
+      ? this.st.getRow.get(o.kind, o.name)
+      : this.st.listKind.all(o.kind))));
     this.listTx = db.transaction((kind: string) => {
       const rows = this.st.listKind.all(kind);
       return { rows, rev: this.st.getMeta.get('rev')!.v };
@@ -115,6 +119,20 @@ export class EmbeddedDatastore extends ApplyWrites implements Datastore {
     const { rows, rev } = wrapSqlite(`list ${kind}`, () => this.listTx.deferred(kind));
     const items = rows.map((r) => fromRow<K>(r)).filter(keep) as Resource<K>[];
     return { items, revision: String(rev) };
+  }
+
+  /** Every read in one read transaction (one consistent snapshot). */
+  async read(ops: ReadOp[]): Promise<ReadResult[]> {
+    const keeps = ops.map((o) => {
+      checkKey(o.kind, o.op === 'get' ? o.name : '-');
+      return o.op === 'list' ? listFilter(o.opts) : undefined;
+    });
+    const rows = wrapSqlite('read', () => this.readTx.deferred(ops));
+    return ops.map((o, i) => {
+      const r = rows[i];
+      if (o.op === 'get') return r ? fromRow(r as Row) : undefined;
+      return (r as Row[]).map((x) => fromRow(x)).filter(keeps[i]!);
+    });
   }
 
   /** All ops in one BEGIN IMMEDIATE transaction: all or nothing. */

@@ -3,14 +3,18 @@
 // (kind lower-cased), values the resource JSON without its revision; the revision is the key's
 // mod_revision. Every write is one txn whose compares carry the revision guards; its failure
 // branch reads the keys back so the typed error needs no second round trip.
-import * as fs from 'node:fs';
-import * as http from 'node:http';
-import * as https from 'node:https';
+//
+// Values over COMPRESS_OVER bytes (IPAM blocks) are stored zlib-deflated: the gateway decodes
+// each request with reflection-driven JSON (jsonpb) that rescans a base64 value once per
+// nesting level, and that decoding, not the store, is most of etcd's CPU per allocation.
+// A stored value starting with "{" is plain JSON, one starting with 0x78 a zlib stream.
+import fs = require('node:fs');
+import http = require('node:http');
 import { alreadyExists, ApplyWrites, checkKey, conflict, listFilter, ndjsonReader, notFound, stripRevision } from './common';
-import { exchange } from './http';
+import { exchange, tlsError } from './http';
 import {
   ConflictError, DatastoreError, ExpiredError, KINDS, UnavailableError,
-  type Datastore, type DatastoreSettings, type Kind, type ListOptions, type ListResult, type Resource,
+  type Datastore, type DatastoreSettings, type Kind, type ListOptions, type ListResult, type ReadOp, type ReadResult, type Resource,
   type Watch, type WatchHandlers, type WriteOp,
 } from './types';
 
@@ -37,8 +41,33 @@ interface TxnResponse {
   responses?: { response_range?: RangeResponse; response_put?: unknown; response_delete_range?: { deleted?: string } }[];
 }
 
+type Https = typeof import('node:https');
+type Zlib = typeof import('node:zlib');
+
 const b64 = (s: string) => Buffer.from(s, 'utf8').toString('base64');
 const unb64 = (s: string | undefined) => Buffer.from(s ?? '', 'base64').toString('utf8');
+
+/** Stored values longer than this (JSON bytes) are deflated. */
+export const COMPRESS_OVER = 1024;
+const ZLIB_CMF = 0x78; // RFC 1950: deflate with a 32 KiB window; never "{" (0x7b)
+// node:zlib is not in Node's start-up snapshot: loaded at the first large value.
+let zlib: Zlib | undefined;
+
+/** The base64 etcd value of a resource's JSON: as is, or deflated when large. */
+export function encodeValue(json: string, over = COMPRESS_OVER): string {
+  const raw = Buffer.from(json, 'utf8');
+  if (raw.length <= over) return raw.toString('base64');
+  zlib ??= require('node:zlib') as Zlib;
+  return zlib.deflateSync(raw, { level: 1 }).toString('base64');
+}
+
+/** The JSON text of a stored value (either form). */
+export function decodeValue(value: string | undefined): string {
+  const raw = Buffer.from(value ?? '', 'base64');
+  if (raw[0] !== ZLIB_CMF) return raw.toString('utf8');
+  zlib ??= require('node:zlib') as Zlib;
+  return zlib.inflateSync(raw).toString('utf8');
+}
 
 /** etcd key of one resource. */
 export function etcdKey(kind: Kind, name: string): string {
@@ -61,7 +90,7 @@ export function prefixEnd(prefix: string): string {
 const KIND_BY_LOWER = new Map(KINDS.map((k) => [k.toLowerCase(), k]));
 
 function decodeKv<K extends Kind>(kv: KeyValue, revision?: string): Resource<K> {
-  const res = JSON.parse(unb64(kv.value)) as Resource<K>;
+  const res = JSON.parse(decodeValue(kv.value)) as Resource<K>;
   res.metadata.revision = revision ?? kv.mod_revision;
   return res;
 }
@@ -70,7 +99,7 @@ function decodeKv<K extends Kind>(kv: KeyValue, revision?: string): Resource<K> 
 class GatewayClient {
   private readonly endpoints: URL[];
   private current = 0;
-  private readonly mod: typeof http | typeof https;
+  private readonly mod: typeof http | Https;
   readonly agent: http.Agent;
   private token: string | undefined;
   private authing: Promise<void> | undefined;
@@ -78,9 +107,10 @@ class GatewayClient {
   constructor(private readonly s: DatastoreSettings, readonly timeoutMs: number) {
     this.endpoints = (s.etcdEndpoints ?? []).map((e) => new URL(e.includes('://') ? e : `http://${e}`));
     if (this.endpoints.length === 0) throw new TypeError('datastore etcd: no endpoints');
-    const tls = this.endpoints[0].protocol === 'https:';
-    this.mod = tls ? https : http;
-    this.agent = tls
+    // node:https (and TLS) only for https endpoints: a plain-http plugin start loads neither.
+    const https = this.endpoints[0].protocol === 'https:' ? require('node:https') as Https : undefined;
+    this.mod = https ?? http;
+    this.agent = https
       ? new https.Agent({
         keepAlive: true,
         key: s.etcdKeyFile ? fs.readFileSync(s.etcdKeyFile) : undefined,
@@ -133,7 +163,7 @@ class GatewayClient {
       host: ep.hostname.replace(/^\[|\]$/g, ''), port: ep.port || (ep.protocol === 'https:' ? 443 : 80),
       method: 'POST', path, headers, agent: this.agent,
     }, payload, what, deadline, this.timeoutMs,
-    (err) => (CONNECT_CODES.has(err.code ?? '') ? new ConnectError(`${ep.host}: ${err.code}`) : undefined));
+    (err) => (CONNECT_CODES.has(err.code ?? '') ? new ConnectError(`${ep.host}: ${err.code}`) : tlsError(what, ep.origin, err)));
     let json: any;
     try {
       json = JSON.parse(a.text || '{}');
@@ -165,7 +195,7 @@ class GatewayClient {
         method: 'POST', path, headers,
         // Own connection: a watch holds its socket for its lifetime.
         agent: false, key: this.agentOpt('key'), cert: this.agentOpt('cert'), ca: this.agentOpt('ca'),
-      } as https.RequestOptions, (res) => {
+      } as import('node:https').RequestOptions, (res) => {
         gotResponse = true;
         clearTimeout(timer);
         res.setEncoding('utf8');
@@ -177,14 +207,14 @@ class GatewayClient {
         res.on('end', () => end(new UnavailableError(`etcd ${ep.host}${path}: stream ended`)));
         res.on('error', (err) => end(new UnavailableError(`etcd ${ep.host}${path}: ${err.message}`)));
       });
-      req.on('error', (err: NodeJS.ErrnoException) => end(new UnavailableError(`etcd ${ep.host}${path}: ${err.code ?? err.message}`)));
+      req.on('error', (err: NodeJS.ErrnoException) => end(tlsError(`etcd ${ep.host}${path}`, ep.origin, err) ?? new UnavailableError(`etcd ${ep.host}${path}: ${err.code ?? err.message}`)));
       req.end(payload);
     }, (err: Error) => end(err));
     return { close: () => { if (!closed) { closed = true; clearTimeout(timer); req?.destroy(); } } };
   }
 
   private agentOpt(k: 'key' | 'cert' | 'ca'): unknown {
-    return (this.agent as https.Agent).options?.[k];
+    return (this.agent as import('node:https').Agent).options?.[k];
   }
 
   close(): void { this.agent.destroy(); }
@@ -208,8 +238,11 @@ export class EtcdDatastore extends ApplyWrites implements Datastore {
   private readonly client: GatewayClient;
   private readonly watches = new Set<{ close(): void }>();
 
+  private readonly compressOver: number;
+
   constructor(settings: DatastoreSettings) {
     super();
+    this.compressOver = settings.etcdCompressOver ?? COMPRESS_OVER;
     this.client = new GatewayClient(settings, settings.timeoutMs ?? DEFAULT_TIMEOUT_MS);
   }
 
@@ -223,11 +256,30 @@ export class EtcdDatastore extends ApplyWrites implements Datastore {
 
   async list<K extends Kind>(kind: K, opts?: ListOptions): Promise<ListResult<K>> {
     checkKey(kind, '-');
+    const keep = listFilter(opts); // a malformed selector fails before the request
     const prefix = etcdKey(kind, opts?.prefix ?? '');
     const r = await this.client.call<RangeResponse>('/v3/kv/range', { key: b64(prefix), range_end: prefixEnd(prefix) });
-    const keep = listFilter(opts);
     const items = (r.kvs ?? []).map((kv) => decodeKv<K>(kv)).filter(keep) as Resource<K>[];
     return { items, revision: r.header?.revision ?? '0' };
+  }
+
+  /** One read-only txn of ranges: every read at one revision, one round trip. */
+  async read(ops: ReadOp[]): Promise<ReadResult[]> {
+    if (ops.length === 0) return [];
+    const keeps: ((r: Resource) => boolean)[] = [];
+    const success = ops.map((o, i) => {
+      checkKey(o.kind, o.op === 'get' ? o.name : '-');
+      if (o.op === 'get') return { request_range: { key: b64(etcdKey(o.kind, o.name)) } };
+      keeps[i] = listFilter(o.opts);
+      const prefix = etcdKey(o.kind, o.opts?.prefix ?? '');
+      return { request_range: { key: b64(prefix), range_end: prefixEnd(prefix) } };
+    });
+    const r = await this.client.call<TxnResponse>('/v3/kv/txn', { compare: [], success, failure: [] });
+    return ops.map((o, i) => {
+      const kvs = r.responses?.[i]?.response_range?.kvs ?? [];
+      if (o.op === 'get') return kvs[0] ? decodeKv(kvs[0]) : undefined;
+      return kvs.map((kv) => decodeKv(kv)).filter(keeps[i]);
+    });
   }
 
   /** One txn: every op's guard is a compare; all apply at one revision or none do. */
@@ -254,7 +306,7 @@ export class EtcdDatastore extends ApplyWrites implements Datastore {
       } else {
         const s = stripRevision(op.res);
         if (op.op === 'create') s.metadata.creationTimestamp = now;
-        success.push({ request_put: { key, value: b64(JSON.stringify(s)) } });
+        success.push({ request_put: { key, value: encodeValue(JSON.stringify(s), this.compressOver) } });
         stored.push(s);
       }
     }

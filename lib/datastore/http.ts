@@ -2,7 +2,17 @@
 // settled once, with the keep-alive reuse race retried.
 import type * as http from 'node:http';
 import type * as https from 'node:https';
-import { UnavailableError } from './types';
+import { TlsError, UnavailableError } from './types';
+
+// OpenSSL's X509 verification codes and Node's TLS/SSL error codes.
+const TLS_CODE = /^(ERR_TLS_|ERR_SSL_|CERT_|UNABLE_TO_|SELF_SIGNED_|DEPTH_ZERO_|INVALID_CA|HOSTNAME_MISMATCH|EPROTO$)/;
+
+/** The TlsError for a request error that is a failed TLS handshake with `server`, else undefined. */
+export function tlsError(what: string, server: string, err: NodeJS.ErrnoException): TlsError | undefined {
+  const code = String(err.code ?? '');
+  if (!TLS_CODE.test(code) && (err as { library?: string }).library !== 'SSL routines') return undefined;
+  return new TlsError(`${what}: tls with ${server}: ${err.message} (${code || 'ssl'})`, server, code || 'ssl');
+}
 
 export interface Exchange { status: number; text: string }
 

@@ -19,9 +19,12 @@ export interface KubeTarget {
 
 export const SERVICE_ACCOUNT_DIR = '/var/run/secrets/kubernetes.io/serviceaccount';
 
-/** Reads the kubeconfig at `file`, or the in-cluster service account when `file` is undefined. */
-export function kubeTarget(file: string | undefined, env: Record<string, string | undefined> = process.env): KubeTarget {
-  return file ? fromKubeconfig(file) : inCluster(env);
+/**
+ * Reads the kubeconfig at `file`, or the in-cluster service account when `file` is undefined
+ * (its files in `saDir`, default SERVICE_ACCOUNT_DIR).
+ */
+export function kubeTarget(file: string | undefined, env: Record<string, string | undefined> = process.env, saDir = SERVICE_ACCOUNT_DIR): KubeTarget {
+  return file ? fromKubeconfig(file) : inCluster(env, saDir);
 }
 
 /** The in-cluster service account: token and CA files, KUBERNETES_SERVICE_HOST/PORT. */
@@ -30,9 +33,13 @@ export function inCluster(env: Record<string, string | undefined> = process.env,
   const port = env.KUBERNETES_SERVICE_PORT ?? '443';
   if (!host) throw new TypeError('kubernetes: no kubeconfig and not in a cluster (KUBERNETES_SERVICE_HOST unset)');
   const tokenFile = path.join(dir, 'token');
+  let token: string;
+  try { token = fs.readFileSync(tokenFile, 'utf8').trim(); } catch (err) {
+    throw new TypeError(`kubernetes in-cluster: service account token ${tokenFile}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
+  }
   return {
     server: `https://${host.includes(':') ? `[${host}]` : host}:${port}`,
-    token: fs.readFileSync(tokenFile, 'utf8').trim(),
+    token,
     tokenFile,
     ca: readIf(path.join(dir, 'ca.crt')),
   };

@@ -10,14 +10,16 @@
 // with the Kubernetes Node's labels as its labels. "Creating" a Node annotates a Node the
 // kubelet registered (NotFoundError when there is none); deleting removes the annotations.
 //
+// list() sends labelSelector to the API server, which selects (checked here first, so a
+// malformed selector is a LabelSelectorError before any request); the name prefix is local.
+//
 // apply() is ordered: ops run one by one and the first failure stops the batch (earlier ops
 // stay applied); the Kubernetes API has no multi-object transaction.
 import { createHash } from 'node:crypto';
 import fs = require('node:fs');
 import http = require('node:http');
-import https = require('node:https');
-import { alreadyExists, checkKey, conflict, listFilter, ndjsonReader, notFound } from './common';
-import { exchange } from './http';
+import { alreadyExists, checkKey, conflict, ndjsonReader, notFound, parseLabelSelector } from './common';
+import { exchange, tlsError } from './http';
 import { kubeTarget, type KubeTarget } from './kubeconfig';
 import {
   ConflictError, DatastoreError, ExpiredError, NotFoundError, UnavailableError,
@@ -83,18 +85,22 @@ interface K8sObject {
 
 interface Answer { status: number; json: any }
 
+type Https = typeof import('node:https');
+type RequestOptions = import('node:https').RequestOptions;
+
 /** HTTP/JSON client for the API server: keep-alive, deadline, bearer token or client cert. */
 class ApiClient {
   private readonly url: URL;
-  private readonly mod: typeof http | typeof https;
+  private readonly mod: typeof http | Https;
   readonly agent: http.Agent;
   private token: string | undefined;
 
   constructor(private readonly target: KubeTarget, readonly timeoutMs: number) {
     this.url = new URL(target.server);
-    const tls = this.url.protocol === 'https:';
-    this.mod = tls ? https : http;
-    this.agent = tls
+    // node:https (and TLS) only for an https server.
+    const https = this.url.protocol === 'https:' ? require('node:https') as Https : undefined;
+    this.mod = https ?? http;
+    this.agent = https
       ? new https.Agent({
         keepAlive: true, ca: target.ca, cert: target.cert, key: target.key,
         rejectUnauthorized: !target.insecureSkipTlsVerify,
@@ -103,7 +109,7 @@ class ApiClient {
     this.token = target.token;
   }
 
-  private options(method: string, path: string, headers: http.OutgoingHttpHeaders): https.RequestOptions {
+  private options(method: string, path: string, headers: http.OutgoingHttpHeaders): RequestOptions {
     if (this.token) headers.authorization = `Bearer ${this.token}`;
     return {
       host: this.url.hostname.replace(/^\[|\]$/g, ''),
@@ -130,7 +136,8 @@ class ApiClient {
       headers['content-length'] = Buffer.byteLength(payload);
     }
     const what = `kubernetes ${method} ${path.split('?')[0]}`;
-    const a = await exchange(this.mod, this.options(method, path, headers), payload, what, Date.now() + this.timeoutMs, this.timeoutMs);
+    const a = await exchange(this.mod, this.options(method, path, headers), payload, what, Date.now() + this.timeoutMs, this.timeoutMs,
+      (err) => tlsError(what, this.target.server, err));
     let json: any = null;
     try { json = a.text ? JSON.parse(a.text) : null; } catch { json = { message: a.text.slice(0, 200) }; }
     return { status: a.status, json };
@@ -167,7 +174,7 @@ class ApiClient {
       res.on('end', () => end());
       res.on('error', (err) => end(new UnavailableError(`${what}: ${err.message}`)));
     });
-    req.on('error', (err: NodeJS.ErrnoException) => end(new UnavailableError(`${what}: ${err.code ?? err.message}`)));
+    req.on('error', (err: NodeJS.ErrnoException) => end(tlsError(what, this.target.server, err) ?? new UnavailableError(`${what}: ${err.code ?? err.message}`)));
     req.end();
     return { close: () => { if (!closed) { closed = true; clearTimeout(timer); req.destroy(); } } };
   }
@@ -195,8 +202,8 @@ export class KubernetesDatastore implements Datastore {
   private readonly api: ApiClient;
   private readonly watches = new Set<Watch>();
 
-  constructor(settings: Pick<DatastoreSettings, 'kubeconfig' | 'timeoutMs'>, target?: KubeTarget) {
-    this.api = new ApiClient(target ?? kubeTarget(settings.kubeconfig), settings.timeoutMs ?? DEFAULT_TIMEOUT_MS);
+  constructor(settings: Pick<DatastoreSettings, 'kubeconfig' | 'kubeServiceAccountDir' | 'timeoutMs'>, target?: KubeTarget) {
+    this.api = new ApiClient(target ?? kubeTarget(settings.kubeconfig, process.env, settings.kubeServiceAccountDir), settings.timeoutMs ?? DEFAULT_TIMEOUT_MS);
   }
 
   async get<K extends Kind>(kind: K, name: string): Promise<Resource<K>> {
@@ -247,14 +254,18 @@ export class KubernetesDatastore implements Datastore {
 
   async list<K extends Kind>(kind: K, opts?: ListOptions): Promise<ListResult<K>> {
     checkKey(kind, '-');
-    const q = opts?.labelSelector ? `?labelSelector=${enc(opts.labelSelector)}` : '';
+    // The API server selects by label (a malformed selector fails here, before the request);
+    // the name prefix, which Kubernetes cannot select on, is filtered here.
+    const sel = opts?.labelSelector?.trim() ? opts.labelSelector : undefined;
+    if (sel !== undefined) parseLabelSelector(sel);
+    const q = sel !== undefined ? `?labelSelector=${enc(sel)}` : '';
     const path = kind === 'Node' ? `/api/v1/nodes${q}` : `${collection(kind as Exclude<Kind, 'Node'>)}${q}`;
     const a = await this.api.request('GET', path);
     if (a.status !== 200) throw mapError(kind, '(list)', a);
-    const keep = listFilter(opts);
+    const prefix = opts?.prefix ?? '';
     const items = ((a.json?.items ?? []) as K8sObject[])
       .map((o) => (kind === 'Node' ? nodeFromK8s(o) : fromK8s<K>(kind, o)))
-      .filter((r): r is Resource<K> => r !== undefined && keep(r as Resource));
+      .filter((r): r is Resource<K> => r !== undefined && r.metadata.name.startsWith(prefix));
     return { items, revision: String(a.json?.metadata?.resourceVersion ?? '0') };
   }
 

@@ -145,7 +145,10 @@ export interface Resource<K extends Kind = Kind> {
 }
 
 export interface ListOptions {
-  /** Equality label selector "a=b,c=d" (Kubernetes syntax subset: `=`, `==`, `!=`, `k`, `!k`). */
+  /**
+   * Kubernetes label selector: comma-separated requirements, all of which must hold:
+   * `k=v`, `k==v`, `k!=v`, `k in (a,b)`, `k notin (a,b)`, `k`, `!k`. LabelSelectorError when malformed.
+   */
   labelSelector?: string;
   /** Name prefix (e.g. all handles of one network). */
   prefix?: string;
@@ -182,6 +185,14 @@ export type WriteOp =
   | { op: 'update'; res: Resource }
   | { op: 'delete'; kind: Kind; name: string; revision?: string };
 
+/** One read of a batch (Datastore.read): one object (absent = undefined) or a list's items. */
+export type ReadOp =
+  | { op: 'get'; kind: Kind; name: string }
+  | { op: 'list'; kind: Kind; opts?: ListOptions };
+
+/** The answer to a ReadOp: get → the resource or undefined when absent; list → the items. */
+export type ReadResult = Resource | undefined | Resource[];
+
 /** One interface over every backend. Every write is guarded by revision where asked. */
 export interface Datastore {
   readonly type: 'embedded' | 'etcd' | 'kubernetes';
@@ -203,6 +214,12 @@ export interface Datastore {
    * Returns the stored resources (undefined for deletes), in op order.
    */
   apply(ops: WriteOp[]): Promise<(Resource | undefined)[]>;
+  /**
+   * Optional: several reads in one round trip, consistent at one revision (etcd: one read-only
+   * txn; embedded: one read transaction). Callers use readBatch() (common.ts), which falls
+   * back to parallel get/list for a backend without it.
+   */
+  read?(ops: ReadOp[]): Promise<ReadResult[]>;
   /** Events after `revision` (exclusive). */
   watch<K extends Kind>(kind: K, revision: string, handlers: WatchHandlers<K>): Watch;
   /** Cheap reachability probe (for CNI STATUS). Throws UnavailableError. */
@@ -219,6 +236,23 @@ export class AlreadyExistsError extends DatastoreError {}
 export class ConflictError extends DatastoreError {}
 /** The store could not be reached or did not answer in time (CNI code 11). */
 export class UnavailableError extends DatastoreError {}
+/**
+ * A label selector (ListOptions.labelSelector) that does not parse; `position` is the 0-based
+ * character offset of the problem. Thrown by every backend before anything is sent.
+ */
+export class LabelSelectorError extends DatastoreError {
+  constructor(readonly selector: string, readonly position: number, readonly reason: string) {
+    super(`label selector ${JSON.stringify(selector)}: ${reason} at position ${position}`);
+  }
+}
+/**
+ * The TLS handshake with `server` failed (unknown CA, name mismatch, expired or rejected
+ * certificate): `code` is Node's/OpenSSL's code, e.g. UNABLE_TO_VERIFY_LEAF_SIGNATURE,
+ * ERR_TLS_CERT_ALTNAME_INVALID. An UnavailableError, so the CNI answer is "try again later".
+ */
+export class TlsError extends UnavailableError {
+  constructor(message: string, readonly server: string, readonly code: string) { super(message); }
+}
 /** A watch asked for a revision the store no longer keeps (etcd compaction, Kubernetes 410 Gone): relist. */
 export class ExpiredError extends DatastoreError {}
 
@@ -232,7 +266,11 @@ export interface DatastoreSettings {
   etcdCaCertFile?: string;
   etcdUsername?: string;
   etcdPassword?: string;
+  /** etcd values over this many JSON bytes are stored deflated (default 1024; Infinity = never). */
+  etcdCompressOver?: number;
   kubeconfig?: string;
+  /** In-cluster service account files (token, ca.crt) when no kubeconfig is set; default /var/run/secrets/kubernetes.io/serviceaccount. */
+  kubeServiceAccountDir?: string;
   /** Per-request deadline in ms (default 2000 for plugins). */
   timeoutMs?: number;
 }

@@ -12,6 +12,8 @@ import {
   blockOf, blockSizeOf, freeOrdinal, inUse, ipOrdinal, newBlockSpec, nthBlock, ordinalIp,
 } from './blocks';
 import { BlockLimitError, CasRetriesError, IpUnavailableError, NoPoolForNodeError, PoolExhaustedError } from './errors';
+import { readBatch } from '../datastore/common';
+import type { BlockHints } from './hints';
 import { ensureDefaultPool, type DefaultPoolOptions } from './pools';
 import { selectorMatches } from './selector';
 
@@ -43,6 +45,18 @@ export interface IpamOptions {
    * first block (deterministic layouts in tests and small labs).
    */
   blockSearch?: 'hashed' | 'ordered';
+  /**
+   * Uncached allocators read what an ADD needs in two batched reads (config, pools, node,
+   * handle and affinities; then their blocks), one round trip each where the backend has
+   * Datastore.read. false = one request per object (kept for A/B benchmarks). Default true.
+   */
+  batchReads?: boolean;
+  /**
+   * Where the uncached path remembers a node's blocks between processes (the plugin: files
+   * in its run dir): hinted blocks are read in the first batch, so an ADD whose node owns no
+   * new block since the last one takes one read round trip and one write.
+   */
+  blockHints?: BlockHints;
   random?: () => number;
   sleep?: (ms: number) => Promise<void>;
 }
@@ -115,6 +129,18 @@ function cmpCidr(a: string, b: string): number {
 
 function poolMatches(p: Pool, wanted: string[]): boolean {
   return wanted.includes(p.metadata.name) || wanted.includes(p.spec.cidr);
+}
+
+/**
+ * What an uncached ADD reads up front (Ipam.prefetch): the handle, the node's affinities and
+ * the blocks of both, as of one moment. Only the first attempt uses it; every write stays
+ * revision-guarded, so a stale picture costs a retry, never a duplicate.
+ */
+interface Prefetch {
+  handle: Handle | null;
+  affinities: Affinity[];
+  /** Block CIDR → block (undefined: absent), for every affinity's and the handle's blocks. */
+  blocks: Map<string, Block | undefined>;
 }
 
 /** A handle as last read or written: null = absent, undefined = unknown. */
@@ -198,9 +224,44 @@ export class Ipam {
       this.ds.list('IPPool'),
       this.getOr('Node', node),
     ]);
-    let pools = poolList.items;
+    return this.makeContext(node, cfg, poolList.items, nodeRes);
+  }
+
+  private async makeContext(node: string, cfg: Resource<'IPAMConfig'> | undefined, pools: Pool[], nodeRes: Resource<'Node'> | undefined): Promise<Ctx> {
     if (pools.length === 0 && this.opts.defaultPools) pools = await ensureDefaultPool(this.ds, this.opts.defaultPools);
     return { node, config: { ...DEFAULT_CONFIG, ...(cfg?.spec ?? {}) }, pools, labels: nodeRes?.metadata.labels ?? {} };
+  }
+
+  /**
+   * The uncached ADD's reads in batches (one round trip each on etcd, instead of one per
+   * object): config, pools, node, handle, the node's affinities and the hinted blocks; then
+   * the blocks that were not hinted (none when the hint is right).
+   */
+  private async prefetch(node: string, handle: string): Promise<{ ctx: Ctx; pre: Prefetch }> {
+    // At most 64 well-formed CIDRs: the file is only a hint.
+    const hinted = (this.opts.blockHints?.get(node) ?? []).filter((c) => { try { parseCidr(c); return true; } catch { return false; } }).slice(0, 64);
+    const getBlock = (c: string) => ({ op: 'get' as const, kind: 'IPAMBlock' as const, name: blockName(c) });
+    const [cfg, pools, nodeRes, h, affs, ...hintedBlocks] = await readBatch(this.ds, [
+      { op: 'get', kind: 'IPAMConfig', name: 'default' },
+      { op: 'list', kind: 'IPPool' },
+      { op: 'get', kind: 'Node', name: node },
+      { op: 'get', kind: 'IPAMHandle', name: handle },
+      { op: 'list', kind: 'BlockAffinity', opts: { prefix: affinityPrefix(node) } },
+      ...hinted.map(getBlock),
+    ]);
+    const affinities = (affs as Affinity[]).filter((a) => a.spec.node === node);
+    const hres = (h as Handle | undefined) ?? null;
+    const own = affinities.filter((a) => a.spec.state !== 'pendingDeletion').map((a) => a.spec.cidr).sort(cmpCidr);
+    const cidrs = [...new Set([...own, ...Object.keys(hres?.spec.block ?? {})])];
+    const blocks = new Map<string, Block | undefined>(hinted.map((c, i) => [c, hintedBlocks[i] as Block | undefined]));
+    const missing = cidrs.filter((c) => !blocks.has(c));
+    const [ctx, got] = await Promise.all([
+      this.makeContext(node, cfg as Resource<'IPAMConfig'> | undefined, pools as Pool[], nodeRes as Resource<'Node'> | undefined),
+      missing.length ? readBatch(this.ds, missing.map(getBlock)) : [],
+    ]);
+    missing.forEach((c, i) => blocks.set(c, got[i] as Block | undefined));
+    if (this.opts.blockHints && own.join(',') !== [...hinted].sort(cmpCidr).join(',')) this.opts.blockHints.set(node, own);
+    return { ctx, pre: { handle: hres, affinities, blocks } };
   }
 
   /** Enabled pools of a family that select the node, restricted to `wanted` when given. */
@@ -225,7 +286,8 @@ export class Ipam {
    */
   autoAssign(args: AutoAssignArgs): Promise<AutoAssignResult> {
     return this.withNode(args.node, async () => {
-      const ctx = await this.context(args.node);
+      const batched = (this.opts.cacheTtlMs ?? 0) <= 0 && this.opts.batchReads !== false;
+      const { ctx, pre } = batched ? await this.prefetch(args.node, args.handle) : { ctx: await this.context(args.node), pre: undefined };
       const out: AutoAssignResult = { ips4: [], ips6: [], assignments: [] };
       const made: Assignment[] = [];
       const hs: HandleState = { res: undefined, optimistic: (this.opts.cacheTtlMs ?? 0) > 0 };
@@ -234,7 +296,7 @@ export class Ipam {
           const n = (family === 4 ? args.num4 : args.num6) ?? 0;
           if (n <= 0) continue;
           const pools = this.eligiblePools(ctx, family, family === 4 ? args.pools4 : args.pools6);
-          const { held, fresh } = await this.assignFamily(ctx, family, n, args.handle, args.attrs, pools, hs);
+          const { held, fresh } = await this.assignFamily(ctx, family, n, args.handle, args.attrs, pools, hs, pre);
           made.push(...fresh);
           for (const a of [...held, ...fresh]) {
             (family === 4 ? out.ips4 : out.ips6).push(a.ip);
@@ -254,11 +316,11 @@ export class Ipam {
     return (await this.readHandle(handle, family)).held;
   }
 
-  private async readHandle(handle: string, family?: 4 | 6): Promise<{ res: Handle | null; held: Assignment[] }> {
-    const h = await this.getOr('IPAMHandle', handle);
+  private async readHandle(handle: string, family?: 4 | 6, pre?: Prefetch): Promise<{ res: Handle | null; held: Assignment[] }> {
+    const h = pre ? pre.handle : await this.getOr('IPAMHandle', handle);
     if (!h) return { res: null, held: [] };
     const cidrs = Object.keys(h.spec.block).filter((c) => !family || parseCidr(c).family === family).sort(cmpCidr);
-    const blocks = await Promise.all(cidrs.map((c) => this.getOr('IPAMBlock', blockName(c))));
+    const blocks = pre ? cidrs.map((c) => pre.blocks.get(c)) : await this.readBlocks(cidrs);
     const held: Assignment[] = [];
     for (const b of blocks) {
       if (!b) continue;
@@ -270,15 +332,26 @@ export class Ipam {
     return { res: h, held };
   }
 
-  private async assignFamily(ctx: Ctx, family: 4 | 6, n: number, handle: string, attrs: Attrs, pools: Pool[], hs: HandleState): Promise<{ held: Assignment[]; fresh: Assignment[] }> {
+  /** Blocks by CIDR, batched (undefined where absent). */
+  private async readBlocks(cidrs: string[]): Promise<(Block | undefined)[]> {
+    if (cidrs.length === 0) return [];
+    if (this.opts.batchReads === false) return Promise.all(cidrs.map((c) => this.getOr('IPAMBlock', blockName(c))));
+    return await readBatch(this.ds, cidrs.map((c) => ({ op: 'get', kind: 'IPAMBlock', name: blockName(c) }))) as (Block | undefined)[];
+  }
+
+  private async assignFamily(ctx: Ctx, family: 4 | 6, n: number, handle: string, attrs: Attrs, pools: Pool[], hs: HandleState, pre?: Prefetch): Promise<{ held: Assignment[]; fresh: Assignment[] }> {
     let held: Assignment[] = [];
     // Optimistic (cached) mode assumes a new handle and checks only if its create fails.
     let checked = false;
-    const check = async () => {
-      const r = await this.readHandle(handle, family);
-      held = r.held; hs.res = r.res; checked = true;
+    const check = async (p?: Prefetch) => {
+      const r = await this.readHandle(handle, family, p);
+      held = r.held; checked = true;
+      // A handle this call already wrote (the other family) is newer than the prefetched one.
+      if (!p || hs.res === undefined) hs.res = r.res;
     };
-    if (hs.optimistic && hs.res === undefined) hs.res = null; else await check();
+    if (pre) await check(pre);
+    else if (hs.optimistic && hs.res === undefined) hs.res = null;
+    else await check();
     if (held.length >= n) return { held: held.slice(0, n), fresh: [] };
     const fresh: Assignment[] = [];
     const need = () => n - held.length - fresh.length;
@@ -304,7 +377,9 @@ export class Ipam {
       } else {
         // Not enough room in the remembered blocks: look at the full, fresh picture.
         this.blockCache.delete(ctx.node);
-        mine = await this.affineBlocks(ctx.node, await this.nodeAffinities(ctx.node), family);
+        mine = attempt === 0 && pre
+          ? await this.affineBlocks(ctx.node, pre.affinities, family, pre.blocks)
+          : await this.affineBlocks(ctx.node, await this.nodeAffinities(ctx.node), family);
         for (const b of mine) this.cacheBlock(ctx.node, b);
       }
       for (const b of mine) {
@@ -354,9 +429,9 @@ export class Ipam {
    * a pending affinity whose block this node created is confirmed; one whose block is
    * missing or another node's is deleted.
    */
-  private async affineBlocks(node: string, affinities: Affinity[], family: 4 | 6): Promise<Block[]> {
+  private async affineBlocks(node: string, affinities: Affinity[], family: 4 | 6, known?: Map<string, Block | undefined>): Promise<Block[]> {
     const fam = affinities.filter((a) => parseCidr(a.spec.cidr).family === family && a.spec.state !== 'pendingDeletion');
-    const blocks = await Promise.all(fam.map((a) => this.getOr('IPAMBlock', blockName(a.spec.cidr))));
+    const blocks = known ? fam.map((a) => known.get(a.spec.cidr)) : await this.readBlocks(fam.map((a) => a.spec.cidr));
     const out: Block[] = [];
     for (let i = 0; i < fam.length; i++) {
       const a = fam[i], b = blocks[i];

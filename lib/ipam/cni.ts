@@ -56,6 +56,8 @@ function open(req: CniRequest): Opened {
   const dir = runDir();
   const ipam = new Ipam(ds, {
     defaultPools: { default_ipv4_pool: ic.default_ipv4_pool, default_ipv6_pool: ic.default_ipv6_pool },
+    // Remote stores: the node's blocks are remembered in the run dir and read with its affinities, in one round trip.
+    blockHints: settings.type === 'embedded' ? undefined : (require('./hints') as typeof import('./hints')).fileBlockHints(dir),
     // Concurrent plugin processes on one node would each claim a block: serialise claims per node.
     lock: async (n, fn) => {
       const { withFileLock } = require('../native/flock') as typeof import('../native/flock');

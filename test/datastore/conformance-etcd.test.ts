@@ -2,8 +2,8 @@
 // plus what only this backend has: unreachable endpoints, failover, auth, compaction.
 import t from 'tap';
 import * as http from 'node:http';
-import { EtcdDatastore, EtcdError, KEY_PREFIX, prefixEnd } from '../../lib/datastore/etcd';
-import { ExpiredError, UnavailableError, type DatastoreSettings } from '../../lib/datastore/types';
+import { COMPRESS_OVER, EtcdDatastore, EtcdError, KEY_PREFIX, prefixEnd } from '../../lib/datastore/etcd';
+import { ExpiredError, TlsError, UnavailableError, type DatastoreSettings } from '../../lib/datastore/types';
 import { freePort, startEtcd, type EtcdServer } from '../helpers/etcd';
 import { runConformance } from './conformance';
 
@@ -141,4 +141,52 @@ t.test('TLS with client certificates', async (t) => {
   const noCert = new EtcdDatastore({ type: 'etcd', etcdEndpoints: [secure.endpoint], etcdCaCertFile: f('ca.crt'), timeoutMs: 1000 });
   await t.rejects(noCert.ping(), 'no client certificate: refused');
   await noCert.close();
+  ssl('req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', f('other.key'), '-out', f('other.crt'), '-days', '1', '-subj', '/CN=other-ca');
+  const wrongCa = new EtcdDatastore({
+    type: 'etcd', etcdEndpoints: [secure.endpoint], timeoutMs: 5000,
+    etcdCaCertFile: f('other.crt'), etcdCertFile: f('client.crt'), etcdKeyFile: f('client.key'),
+  });
+  const t0 = Date.now();
+  const err = await wrongCa.ping().catch((e) => e);
+  await wrongCa.close();
+  t.type(err, TlsError, 'unknown CA: TlsError');
+  t.type(err, UnavailableError, 'unknown CA: an UnavailableError');
+  t.equal(err.server, secure.endpoint, 'names the server');
+  t.ok(Date.now() - t0 < 2500, 'fails at once, not at the deadline');
+});
+
+t.test('large values are stored deflated, small ones as JSON; both read back', async (t) => {
+  const p = Buffer.from(KEY_PREFIX).toString('base64');
+  await gw('/v3/kv/deleterange', { key: p, range_end: prefixEnd(KEY_PREFIX) });
+  const ds = new EtcdDatastore(settings());
+  const plain = new EtcdDatastore(settings({ etcdCompressOver: Infinity }));
+  t.teardown(async () => { await ds.close(); await plain.close(); });
+  const big = (name: string): any => ({ kind: 'IPAMHandle', metadata: { name }, spec: { handleID: name, block: Object.fromEntries(Array.from({ length: 100 }, (_, i) => [`10.0.${i}.0/26`, i])) } });
+  await ds.create(big('big'));
+  await ds.create({ kind: 'IPAMHandle', metadata: { name: 'small' }, spec: { handleID: 'small', block: {} } });
+  await plain.create(big('big-plain'));
+  const first = async (name: string) => {
+    const r = await gw('/v3/kv/range', { key: Buffer.from(`${KEY_PREFIX}ipamhandle/${name}`).toString('base64') });
+    return Buffer.from(r.kvs[0].value, 'base64');
+  };
+  const cases = [
+    { name: 'big', stored: 0x78, desc: 'over COMPRESS_OVER: a zlib stream' },
+    { name: 'small', stored: 0x7b, desc: 'small: plain JSON' },
+    { name: 'big-plain', stored: 0x7b, desc: 'compression off: plain JSON' },
+  ];
+  for (const c of cases) {
+    const raw = await first(c.name);
+    t.equal(raw[0], c.stored, c.desc);
+    t.equal(raw[0] === 0x78 ? raw.length < COMPRESS_OVER : true, true, `${c.name}: stored size ${raw.length}`);
+    for (const reader of [ds, plain]) t.same((await reader.get('IPAMHandle', c.name)).spec, c.name === 'small' ? { handleID: 'small', block: {} } : big(c.name).spec, `${c.name}: read back`);
+  }
+  t.same((await ds.list('IPAMHandle')).items.map((h) => h.metadata.name), ['big', 'big-plain', 'small'], 'list decodes both forms');
+  // A watch sees the decoded value too.
+  const from = (await ds.list('IPAMHandle')).revision;
+  const got = new Promise<any>((resolve, reject) => {
+    const w = ds.watch('IPAMHandle', from, { onEvent: (e) => { w.close(); resolve(e.object.spec); }, onError: reject });
+  });
+  const b = await ds.get('IPAMHandle', 'big');
+  await ds.update(b);
+  t.same(await got, big('big').spec, 'watch event decoded');
 });

@@ -136,3 +136,34 @@ t.test('authentication and reachability', async (t) => {
   await t.rejects(gone.get('IPPool', 'x'), UnavailableError);
   await gone.close();
 });
+
+t.test('label selectors go to the API server, which selects', async (t) => {
+  api.reset();
+  const ds = new KubernetesDatastore({ kubeconfig });
+  t.teardown(() => ds.close());
+  await ds.create({ kind: 'BGPPeer', metadata: { name: 'a', labels: { rack: 'r1' } }, spec: {} });
+  await ds.create({ kind: 'BGPPeer', metadata: { name: 'b', labels: { rack: 'r2' } }, spec: {} });
+  await ds.create({ kind: 'BGPPeer', metadata: { name: 'c' }, spec: {} });
+  const sel = 'rack notin (r1),rack';
+  const n = api.selectors.length;
+  t.same((await ds.list('BGPPeer', { labelSelector: sel })).items.map((r) => r.metadata.name), ['b']);
+  t.same(api.selectors.slice(n), [sel], 'sent as the labelSelector query parameter');
+  await t.rejects(ds.list('BGPPeer', { labelSelector: 'rack in (' }), { name: 'LabelSelectorError' });
+  t.equal(api.selectors.length, n + 1, 'a malformed selector is not sent');
+
+  // The stand-in answers what the real server does, on its own (raw requests).
+  const raw = async (q: string) => {
+    const r = await fetch(`${api.url}/apis/brindle.dev/v1/bgppeers?labelSelector=${encodeURIComponent(q)}`, { headers: { authorization: `Bearer ${TOKEN}` } });
+    const j: any = await r.json();
+    return r.status === 200 ? j.items.map((o: any) => o.metadata.name) : [r.status, j.reason];
+  };
+  const cases = [
+    { q: 'rack in (r1, r2)', want: ['a', 'b'] },
+    { q: 'rack notin (r1)', want: ['b', 'c'] },
+    { q: '!rack', want: ['c'] },
+    { q: 'rack!=r2', want: ['a', 'c'] },
+    { q: 'rack in ()', want: [400, 'BadRequest'] },
+    { q: 'rack >> r1', want: [400, 'BadRequest'] },
+  ];
+  for (const c of cases) t.same(await raw(c.q), c.want, `stand-in: ${c.q}`);
+});

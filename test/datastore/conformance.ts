@@ -1,8 +1,9 @@
 // The datastore conformance suite: one set of checks that every backend passes unchanged.
 // A backend file supplies a factory for clients on a fresh, empty store.
 import type { Test } from 'tap';
+import { readBatch } from '../../lib/datastore/common';
 import {
-  AlreadyExistsError, ConflictError, NotFoundError,
+  AlreadyExistsError, ConflictError, LabelSelectorError, NotFoundError,
   type Datastore, type Kind, type Resource, type WatchEvent, type WriteOp,
 } from '../../lib/datastore/types';
 
@@ -145,12 +146,73 @@ export function runConformance(t: T, backend: Backend): void {
       { name: 'inequality', opts: { labelSelector: 'node!=n1' }, want: ['net-a.2', 'net-b.2'] },
       { name: 'exists', opts: { labelSelector: 'tier' }, want: ['net-a.1', 'net-a.2'] },
       { name: 'not exists', opts: { labelSelector: '!tier' }, want: ['net-b.1', 'net-b.2'] },
+      { name: 'in', opts: { labelSelector: 'node in (n1,n2)' }, want: ['net-a.1', 'net-a.2', 'net-b.1'] },
+      { name: 'in, one value', opts: { labelSelector: 'node in (n2)' }, want: ['net-a.2'] },
+      { name: 'in, value nobody has', opts: { labelSelector: 'node in (n9)' }, want: [] },
+      { name: 'notin also selects objects without the key', opts: { labelSelector: 'node notin (n1)' }, want: ['net-a.2', 'net-b.2'] },
+      { name: 'notin, two values', opts: { labelSelector: 'tier notin (web,db)' }, want: ['net-b.1', 'net-b.2'] },
+      { name: 'exists and notin', opts: { labelSelector: 'node,node notin (n1)' }, want: ['net-a.2'] },
+      { name: 'in and equality', opts: { labelSelector: 'node in (n1,n2),tier=web' }, want: ['net-a.1', 'net-a.2'] },
+      { name: 'not exists and exists', opts: { labelSelector: '!tier,node' }, want: ['net-b.1'] },
+      { name: 'spaces everywhere', opts: { labelSelector: ' node in ( n1 , n2 ) , !tier ' }, want: ['net-b.1'] },
+      { name: 'contradiction', opts: { labelSelector: 'node=n1,node notin (n1)' }, want: [] },
+      { name: 'empty selector', opts: { labelSelector: '' }, want: ['net-a.1', 'net-a.2', 'net-b.1', 'net-b.2'] },
       { name: 'prefix', opts: { prefix: 'net-b.' }, want: ['net-b.1', 'net-b.2'] },
       { name: 'prefix and label', opts: { prefix: 'net-a.', labelSelector: 'node=n2' }, want: ['net-a.2'] },
+      { name: 'prefix and set', opts: { prefix: 'net-b.', labelSelector: 'node notin (n2)' }, want: ['net-b.1', 'net-b.2'] },
       { name: 'nothing', opts: { prefix: 'zzz' }, want: [] },
     ];
     for (const c of cases) t.same(await names(c.opts), c.want, c.name);
     t.same((await ds.list('IPPool')).items, [], 'empty kind');
+  });
+
+  t.test('malformed label selectors: LabelSelectorError naming the selector', async (t) => {
+    const ds = await fresh();
+    await ds.create(handle('m.1', 0, { node: 'n1' }));
+    const cases: { name: string; sel: string; position: number }[] = [
+      { name: 'unterminated set', sel: 'node in (n1', position: 11 },
+      { name: 'empty set', sel: 'node in ()', position: 9 },
+      { name: 'trailing comma', sel: 'node=n1,', position: 8 },
+      { name: 'unknown operator', sel: 'node > 1', position: 5 },
+      { name: 'set without parentheses', sel: 'node in n1', position: 8 },
+      { name: 'junk after a requirement', sel: 'tier in (web) x', position: 14 },
+      { name: 'bare !', sel: '!', position: 1 },
+      { name: 'two keys', sel: 'a b', position: 2 },
+      { name: 'bad key', sel: '-node=n1', position: 0 },
+      { name: 'bad value', sel: 'node=n1!', position: 7 },
+      { name: 'calico syntax is not a label selector', sel: "node == 'n1'", position: 8 },
+    ];
+    for (const c of cases) {
+      const err = await ds.list('IPAMHandle', { labelSelector: c.sel }).catch((e) => e);
+      t.type(err, LabelSelectorError, `${c.name}: LabelSelectorError`);
+      t.same([err.selector, err.position], [c.sel, c.position], `${c.name}: selector and position`);
+    }
+    if (ds.read) {
+      const err = await ds.read([{ op: 'list', kind: 'IPAMHandle', opts: { labelSelector: 'node in (' } }]).catch((e) => e);
+      t.type(err, LabelSelectorError, 'batched read: LabelSelectorError');
+    }
+  });
+
+  t.test('batched reads (readBatch)', async (t) => {
+    const ds = await fresh();
+    const a = await ds.create(handle('rb.a', 1, { node: 'n1' }));
+    await ds.create(handle('rb.b', 2, { node: 'n2' }));
+    const b = await ds.create(block('10.3.0.0/26'));
+    const got = await readBatch(ds, [
+      { op: 'get', kind: 'IPAMHandle', name: 'rb.a' },
+      { op: 'get', kind: 'IPAMHandle', name: 'rb.none' },
+      { op: 'list', kind: 'IPAMHandle', opts: { labelSelector: 'node in (n2,n3)' } },
+      { op: 'list', kind: 'IPAMHandle', opts: { prefix: 'rb.' } },
+      { op: 'get', kind: 'IPAMBlock', name: '10.3.0.0/26' },
+      { op: 'list', kind: 'IPPool' },
+    ]);
+    t.equal(got.length, 6);
+    t.same([(got[0] as Resource).metadata.name, (got[0] as Resource).metadata.revision], ['rb.a', a.metadata.revision], 'get');
+    t.equal(got[1], undefined, 'get of an absent object');
+    t.same((got[2] as Resource[]).map((r) => r.metadata.name), ['rb.b'], 'list with a set selector');
+    t.same((got[3] as Resource[]).map((r) => r.metadata.name).sort(), ['rb.a', 'rb.b'], 'list with a prefix');
+    t.equal((got[4] as Resource).metadata.revision, b.metadata.revision, 'another kind');
+    t.same(got[5], [], 'empty list');
   });
 
   t.test('watch from a revision sees later changes in order', async (t) => {
@@ -295,6 +357,8 @@ export function runConformance(t: T, backend: Backend): void {
     await t.rejects(ds.update(n), ConflictError);
     t.same((await ds.get('Node', 'node-a')).spec.bgp, { ipv4Address: '198.18.0.11/24', ipv6Address: 'fd00::11/64', asNumber: 64513 });
     t.same((await ds.list('Node', { labelSelector: 'zone=z1' })).items.map((i) => i.metadata.name), ['node-a']);
+    t.same((await ds.list('Node', { labelSelector: 'zone in (z0,z1)' })).items.map((i) => i.metadata.name), ['node-a']);
+    t.same((await ds.list('Node', { labelSelector: 'zone notin (z1)' })).items, []);
     await ds.delete('Node', 'node-a', up.metadata.revision);
     await t.rejects(ds.get('Node', 'node-a'), NotFoundError);
   });

@@ -24,6 +24,8 @@ export interface EtcdOptions {
   peerPort?: number;
   /** Serve clients over TLS with these files, requiring client certificates signed by caFile. */
   tls?: { certFile: string; keyFile: string; caFile: string };
+  /** More etcd flags (e.g. --enable-pprof for a benchmark's profile). */
+  extraArgs?: string[];
   /** Readiness deadline (default 20 s). */
   timeoutMs?: number;
 }
@@ -89,6 +91,7 @@ export async function startEtcd(opts: EtcdOptions = {}): Promise<EtcdServer> {
     '--logger', 'zap',
     '--log-outputs', 'stderr',
     ...(useFlag ? ['--unsafe-no-fsync'] : []),
+    ...(opts.extraArgs ?? []),
     ...(opts.tls ? ['--cert-file', opts.tls.certFile, '--key-file', opts.tls.keyFile, '--trusted-ca-file', opts.tls.caFile, '--client-cert-auth'] : []),
   ];
   const proc = inNs

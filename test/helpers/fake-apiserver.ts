@@ -5,11 +5,18 @@
 // server sends them); 404 NotFound; 422 Invalid for bad names and resourceVersion-less
 // custom resource updates; labelSelector on list and watch; watch with resourceVersion
 // streaming ADDED/MODIFIED/DELETED and 410 Gone (ERROR event) for a revision it no longer
-// keeps; bearer token authentication (401). Core namespaces and pods are read-only (GET of one
-// object or a list; the test adds them with addNamespace/addPod), for the IPAM's annotations.
+// keeps; bearer token or client certificate authentication (401). Core namespaces and pods
+// are read-only (GET of one object or a list; the test adds them with addNamespace/addPod),
+// for the IPAM's annotations. Serves HTTPS when given a certificate: it asks for a client
+// certificate but, like kube-apiserver, accepts a bearer token instead.
+//
+// labelSelector is parsed here independently of lib/ (so a backend bug is not mirrored):
+// k=v, k==v, k!=v, k in (a,b), k notin (a,b), k, !k, joined by commas; anything else is 400
+// BadRequest as the real server answers. Every selector received is recorded.
 import * as http from 'node:http';
+import * as https from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
-import { labelsMatch, parseLabelSelector } from '../../lib/datastore/common';
+import type { TLSSocket } from 'node:tls';
 
 export const CRD_PLURALS = ['ippools', 'ipamblocks', 'blockaffinities', 'ipamhandles', 'ipamconfigs', 'bgpconfigurations', 'bgppeers'];
 
@@ -17,8 +24,13 @@ type Obj = { apiVersion?: string; kind?: string; metadata: Record<string, any>; 
 type Event = { rv: number; coll: string; type: 'ADDED' | 'MODIFIED' | 'DELETED'; object: Obj };
 
 export interface FakeApiServerOptions {
-  /** Require "Authorization: Bearer <token>". */
+  /** Require "Authorization: Bearer <token>" (or, with tls.ca, a client certificate). */
   token?: string;
+  /**
+   * Serve HTTPS with this certificate (PEM). With `ca`, clients may authenticate by a
+   * certificate it signed (the user is its CN) instead of the token; then one is required.
+   */
+  tls?: { cert: string | Buffer; key: string | Buffer; ca?: string | Buffer };
   /** Watch history kept (events); older resourceVersions get 410 Gone. Default 1000. */
   history?: number;
 }
@@ -39,6 +51,12 @@ export interface FakeApiServer {
   reset(): void;
   /** Requests served, by method. */
   requests: Record<string, number>;
+  /** Authenticated requests by how: "token" or "cert:<CN>". */
+  auth: Record<string, number>;
+  /** Every labelSelector query parameter received, in order. */
+  selectors: string[];
+  /** Changes the bearer token the server accepts (a rotated service account token). */
+  setToken(token: string): void;
   stop(): Promise<void>;
 }
 
@@ -48,10 +66,44 @@ function status(code: number, reason: string, message: string, details?: Record<
   return { kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', message, reason, details, code };
 }
 
-/** Label selector of the equality kind: a=b, a==b, a!=b, a, !a (the subset the backends speak). */
-function selector(sel: string | null): (labels: Record<string, string> | undefined) => boolean {
-  const reqs = parseLabelSelector(sel ?? '');
-  return (labels) => labelsMatch(reqs, labels);
+type Labels = Record<string, string> | undefined;
+
+/** A Kubernetes label selector as a predicate; a string (the reason) when it does not parse. */
+function selector(sel: string | null): ((labels: Labels) => boolean) | string {
+  const preds: ((l: Record<string, string>) => boolean)[] = [];
+  const KEY = '((?:[a-z0-9.-]+/)?[A-Za-z0-9][-A-Za-z0-9_.]*)';
+  const VAL = '([A-Za-z0-9][-A-Za-z0-9_.]*|)';
+  // Split at commas outside parentheses.
+  const parts: string[] = [];
+  let depth = 0;
+  let cur = '';
+  for (const ch of sel ?? '') {
+    if (ch === '(') depth++;
+    if (ch === ')') depth--;
+    if (ch === ',' && depth === 0) { parts.push(cur); cur = ''; } else cur += ch;
+  }
+  parts.push(cur);
+  if (parts.length === 1 && parts[0].trim() === '') return () => true;
+  for (const p of parts) {
+    let m: RegExpMatchArray | null;
+    if ((m = p.match(new RegExp(`^\\s*!\\s*${KEY}\\s*$`)))) {
+      const k = m[1]; preds.push((l) => !(k in l));
+    } else if ((m = p.match(new RegExp(`^\\s*${KEY}\\s*$`)))) {
+      const k = m[1]; preds.push((l) => k in l);
+    } else if ((m = p.match(new RegExp(`^\\s*${KEY}\\s*(==|=|!=)\\s*${VAL}\\s*$`)))) {
+      const [, k, op, v] = m;
+      preds.push(op === '!=' ? (l) => l[k] !== v : (l) => l[k] === v);
+    } else if ((m = p.match(new RegExp(`^\\s*${KEY}\\s+(in|notin)\\s*\\(([^()]*)\\)\\s*$`)))) {
+      const [, k, op, list] = m;
+      const vals = list.split(',').map((v) => v.trim());
+      if (vals.length === 1 && vals[0] === '') return `unable to parse requirement: for 'in', 'notin' operators, values set can't be empty`;
+      if (!vals.every((v) => new RegExp(`^${VAL}$`).test(v))) return `unable to parse requirement: invalid label value in ${JSON.stringify(list)}`;
+      preds.push(op === 'in' ? (l) => k in l && vals.includes(l[k]) : (l) => !(k in l && vals.includes(l[k])));
+    } else {
+      return `unable to parse requirement: ${JSON.stringify(p.trim())}`;
+    }
+  }
+  return (labels) => preds.every((f) => f(labels ?? {}));
 }
 
 const clone = <T>(o: T): T => JSON.parse(JSON.stringify(o));
@@ -65,6 +117,9 @@ export async function startFakeApiServer(opts: FakeApiServerOptions = {}): Promi
   const watchers = new Set<{ coll: string; match: (l: any) => boolean; res: http.ServerResponse }>();
   const sockets = new Set<Socket>();
   const requests: Record<string, number> = {};
+  const auth: Record<string, number> = {};
+  const selectors: string[] = [];
+  let token = opts.token;
 
   const coll = (c: string) => { let m = store.get(c); if (!m) store.set(c, m = new Map()); return m; };
   const emit = (c: string, type: Event['type'], object: Obj) => {
@@ -76,7 +131,7 @@ export async function startFakeApiServer(opts: FakeApiServerOptions = {}): Promi
     }
   };
 
-  const server = http.createServer((req, res) => {
+  const onRequest = (req: http.IncomingMessage, res: http.ServerResponse) => {
     requests[req.method!] = (requests[req.method!] ?? 0) + 1;
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
@@ -87,8 +142,11 @@ export async function startFakeApiServer(opts: FakeApiServerOptions = {}): Promi
         send(res, 500, status(500, 'InternalError', String(err)));
       }
     });
-  });
-  server.on('connection', (s) => { sockets.add(s); s.on('close', () => sockets.delete(s)); });
+  };
+  const server = opts.tls
+    ? https.createServer({ cert: opts.tls.cert, key: opts.tls.key, ca: opts.tls.ca, requestCert: !!opts.tls.ca, rejectUnauthorized: false }, onRequest)
+    : http.createServer(onRequest);
+  server.on(opts.tls ? 'secureConnection' : 'connection', (s) => { sockets.add(s); s.on('close', () => sockets.delete(s)); });
 
   function send(res: http.ServerResponse, code: number, body: unknown) {
     const text = JSON.stringify(body);
@@ -97,10 +155,16 @@ export async function startFakeApiServer(opts: FakeApiServerOptions = {}): Promi
   }
 
   function handle(req: http.IncomingMessage, res: http.ServerResponse, text: string) {
-    if (opts.token !== undefined && req.headers.authorization !== `Bearer ${opts.token}`) {
-      return send(res, 401, status(401, 'Unauthorized', 'Unauthorized'));
-    }
+    const sock = req.socket as TLSSocket;
+    const cn = opts.tls?.ca && sock.authorized ? String(sock.getPeerCertificate().subject?.CN ?? '') : '';
+    if (token !== undefined && req.headers.authorization === `Bearer ${token}`) auth.token = (auth.token ?? 0) + 1;
+    else if (cn) auth[`cert:${cn}`] = (auth[`cert:${cn}`] ?? 0) + 1;
+    else if (token !== undefined || opts.tls?.ca) return send(res, 401, status(401, 'Unauthorized', 'Unauthorized'));
     const url = new URL(req.url!, 'http://x');
+    const selParam = url.searchParams.get('labelSelector');
+    if (selParam !== null) selectors.push(selParam);
+    const sel = selector(selParam);
+    if (typeof sel === 'string') return send(res, 400, status(400, 'BadRequest', sel));
     let m = url.pathname.match(/^\/apis\/brindle\.dev\/v1\/([a-z]+)(?:\/([^/]+))?$/);
     let c: string;
     let group: string;
@@ -109,7 +173,7 @@ export async function startFakeApiServer(opts: FakeApiServerOptions = {}): Promi
       c = m[1];
       group = `${m[1]}.brindle.dev`;
     } else if ((m = url.pathname.match(/^\/api\/v1\/namespaces(?:\/([^/]+)(?:\/pods(?:\/([^/]+))?)?)?$/)) && !url.pathname.endsWith('/')) {
-      return core(req, res, url, m[1] === undefined ? undefined : decodeURIComponent(m[1]), url.pathname.includes('/pods'), m[2] === undefined ? undefined : decodeURIComponent(m[2]));
+      return core(req, res, sel, m[1] === undefined ? undefined : decodeURIComponent(m[1]), url.pathname.includes('/pods'), m[2] === undefined ? undefined : decodeURIComponent(m[2]));
     } else if ((m = url.pathname.match(/^\/api\/v1\/(nodes)(?:\/([^/]+))?$/))) {
       c = 'nodes';
       group = 'nodes';
@@ -127,7 +191,7 @@ export async function startFakeApiServer(opts: FakeApiServerOptions = {}): Promi
       { name: n, kind: c }));
 
     if (req.method === 'GET' && name === undefined) {
-      const match = selector(url.searchParams.get('labelSelector'));
+      const match = sel;
       if (url.searchParams.get('watch') === '1' || url.searchParams.get('watch') === 'true') {
         const from = Number(url.searchParams.get('resourceVersion') ?? '0');
         res.writeHead(200, { 'content-type': 'application/json', 'transfer-encoding': 'chunked' });
@@ -202,9 +266,8 @@ export async function startFakeApiServer(opts: FakeApiServerOptions = {}): Promi
   }
 
   /** GET of namespaces and pods (namespaced by "<ns>/<pod>" keys in the 'pods' collection). */
-  function core(req: http.IncomingMessage, res: http.ServerResponse, url: URL, ns: string | undefined, pods: boolean, pod: string | undefined) {
+  function core(req: http.IncomingMessage, res: http.ServerResponse, match: (l: Labels) => boolean, ns: string | undefined, pods: boolean, pod: string | undefined) {
     if (req.method !== 'GET') return send(res, 405, status(405, 'MethodNotAllowed', `${req.method} is not supported`));
-    const match = selector(url.searchParams.get('labelSelector'));
     if (!pods) {
       if (ns === undefined) {
         const items = [...coll('namespaces').values()].filter((o) => match(o.metadata.labels));
@@ -225,8 +288,11 @@ export async function startFakeApiServer(opts: FakeApiServerOptions = {}): Promi
   const port = (server.address() as AddressInfo).port;
 
   return {
-    url: `http://127.0.0.1:${port}`,
+    url: `${opts.tls ? 'https' : 'http'}://127.0.0.1:${port}`,
     requests,
+    auth,
+    selectors,
+    setToken(t) { token = t; },
     addNode(name, labels = {}) {
       rv++;
       const o: Obj = {

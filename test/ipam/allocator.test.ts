@@ -2,7 +2,15 @@ import t from 'tap';
 import { Ipam, blockSearchStart } from '../../lib/ipam/allocator';
 import { createPool } from '../../lib/ipam/pools';
 import { BlockLimitError, CasRetriesError, IpUnavailableError, NoPoolForNodeError, PoolExhaustedError } from '../../lib/ipam/errors';
-import { ConflictError, UnavailableError, type IPAMConfigSpec, type IPPoolSpec } from '../../lib/datastore/types';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { readBatch } from '../../lib/datastore/common';
+import { fileBlockHints } from '../../lib/ipam/hints';
+import {
+  ConflictError, UnavailableError,
+  type Datastore, type IPAMConfigSpec, type IPPoolSpec, type Kind, type ListOptions, type ListResult, type ReadOp, type Resource, type WriteOp,
+} from '../../lib/datastore/types';
 import { MemStore } from '../helpers/memstore';
 
 // 'ordered' block search: these tests assert exact layouts; the hashed default has its own test.
@@ -327,5 +335,88 @@ t.test('hashed block search: nodes start at a hash of their name, wrap, and neve
   const si = new Ipam(small, { sleep: async () => undefined });
   for (let i = 0; i < 4; i++) await si.autoAssign({ handle: `s.${i}`, node: `m${i}`, num4: 1 });
   t.same(small.all('IPAMBlock').map((b) => b.spec.cidr).sort(), ['10.1.0.0/30', '10.1.0.12/30', '10.1.0.4/30', '10.1.0.8/30']);
+  t.ok((await ipam.checkConsistency()).ok);
+});
+
+t.test('uncached ADD: two batched reads and one write; repeated ADD and dual-stack from the batch', async (t) => {
+  // A MemStore that also answers batched reads, counting each kind of call (one call = one round trip on etcd).
+  class CountingStore extends MemStore {
+    calls: Record<string, number> = {};
+    private count(k: string) { this.calls[k] = (this.calls[k] ?? 0) + 1; }
+    async read(ops: ReadOp[]) { this.count('read'); return readBatch(new MemStoreView(this) as unknown as Datastore, ops); }
+    override async get<K extends Kind>(kind: K, name: string) { this.count('get'); return super.get(kind, name); }
+    override async list<K extends Kind>(kind: K, opts?: ListOptions) { this.count('list'); return super.list(kind, opts); }
+    override async apply(ops: WriteOp[]) { this.count('apply'); return super.apply(ops); }
+  }
+  // The batch's own reads are not round trips of their own.
+  class MemStoreView {
+    constructor(private readonly s: MemStore) {}
+    get<K extends Kind>(kind: K, name: string) { return MemStore.prototype.get.call(this.s, kind, name) as Promise<Resource<K>>; }
+    list<K extends Kind>(kind: K, opts?: ListOptions) { return MemStore.prototype.list.call(this.s, kind, opts) as Promise<ListResult<K>>; }
+  }
+  const ds = new CountingStore();
+  await createPool(ds, { kind: 'IPPool', metadata: { name: 'v4' }, spec: { cidr: '10.244.0.0/16' } as IPPoolSpec });
+  await createPool(ds, { kind: 'IPPool', metadata: { name: 'v6' }, spec: { cidr: 'fd00:10:244::/64' } as IPPoolSpec });
+  const ipam = new Ipam(ds as unknown as Datastore, noSleep);
+  await ipam.autoAssign({ handle: 'net.first', node: 'a', num4: 1 }); // claims the block
+  ds.calls = {};
+  const r = await ipam.autoAssign({ handle: 'net.c1', node: 'a', num4: 1 });
+  t.same(r.ips4, ['10.244.0.1']);
+  t.same(ds.calls, { read: 2, apply: 1 }, 'affine block: 2 batched reads + 1 write, nothing else');
+
+  ds.calls = {};
+  const again = await ipam.autoAssign({ handle: 'net.c1', node: 'a', num4: 1 });
+  t.same(again.ips4, ['10.244.0.1'], 'repeated ADD returns the held address');
+  t.same(ds.calls, { read: 2 }, 'repeated ADD: reads only');
+
+  const ds2 = await ipam.autoAssign({ handle: 'net.d1', node: 'a', num4: 1, num6: 1 });
+  t.equal(ds2.ips4.length + ds2.ips6.length, 2, 'dual-stack: one of each');
+  const back = await ipam.autoAssign({ handle: 'net.d1', node: 'a', num4: 1, num6: 1 });
+  t.same([back.ips4, back.ips6], [ds2.ips4, ds2.ips6], 'dual-stack repeated ADD: same pair');
+  t.same((await ds.get('IPAMHandle', 'net.d1')).spec.block, { '10.244.0.0/26': 1, [ds2.assignments[1].block]: 1 }, 'one handle holds both');
+  t.ok((await ipam.checkConsistency()).ok);
+
+  // The unbatched path (A/B) reads object by object: more calls, same answers.
+  const plain = new Ipam(ds as unknown as Datastore, { ...noSleep, batchReads: false });
+  ds.calls = {};
+  const p = await plain.autoAssign({ handle: 'net.c2', node: 'a', num4: 1 });
+  t.same(p.ips4, ['10.244.0.3']);
+  t.equal(ds.calls.read ?? 0, 0, 'batchReads false: no batched read');
+  t.ok((ds.calls.get ?? 0) + (ds.calls.list ?? 0) >= 5, `batchReads false: ${(ds.calls.get ?? 0) + (ds.calls.list ?? 0)} single reads`);
+});
+
+t.test('block hints: the hinted blocks come in the first batch; stale or garbled hints cost a read only', async (t) => {
+  class CountingStore extends MemStore {
+    reads = 0;
+    async read(ops: ReadOp[]) {
+      this.reads++;
+      const view = { get: (k: Kind, n: string) => MemStore.prototype.get.call(this, k, n), list: (k: Kind, o?: ListOptions) => MemStore.prototype.list.call(this, k, o) };
+      return readBatch(view as unknown as Datastore, ops);
+    }
+  }
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'brindle-hints-'));
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const hints = fileBlockHints(dir);
+  const ds = new CountingStore();
+  await createPool(ds, { kind: 'IPPool', metadata: { name: 'p' }, spec: { cidr: '10.244.0.0/16' } as IPPoolSpec });
+  const ipam = new Ipam(ds as unknown as Datastore, { ...noSleep, blockHints: hints });
+  t.same(hints.get('a'), [], 'no file: no hint');
+  await ipam.autoAssign({ handle: 'net.c0', node: 'a', num4: 1 }); // claims 10.244.0.0/26
+  await ipam.autoAssign({ handle: 'net.c1', node: 'a', num4: 1 }); // sees the new affinity, records it
+  t.same(hints.get('a'), ['10.244.0.0/26'], 'hint recorded');
+  const cases: { name: string; hint?: string; reads: number; ip: string }[] = [
+    { name: 'right hint: one batched read', reads: 1, ip: '10.244.0.2' },
+    { name: 'garbled file', hint: '{not json', reads: 2, ip: '10.244.0.3' },
+    { name: 'not CIDRs', hint: '["", "x/99", 7]', reads: 2, ip: '10.244.0.4' },
+    { name: 'another node\'s block hinted', hint: '["10.244.0.64/26"]', reads: 2, ip: '10.244.0.5' },
+  ];
+  for (const [i, c] of cases.entries()) {
+    if (c.hint !== undefined) fs.writeFileSync(path.join(dir, 'ipam-blocks-a'), c.hint);
+    ds.reads = 0;
+    const r = await ipam.autoAssign({ handle: `net.h${i}`, node: 'a', num4: 1 });
+    t.same(r.ips4, [c.ip], `${c.name}: address`);
+    t.equal(ds.reads, c.reads, `${c.name}: ${c.reads} batched read(s)`);
+    t.same(hints.get('a'), ['10.244.0.0/26'], `${c.name}: hint repaired`);
+  }
   t.ok((await ipam.checkConsistency()).ok);
 });
