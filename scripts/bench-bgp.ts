@@ -1,10 +1,15 @@
-// `npm run bench -- bgp [--rounds N] [--sizes 10000,100000]`: route reception into the kernel,
-// our agent vs BIRD, interleaved in one run. GoBGP (preloaded from an MRT TABLE_DUMP_V2 file
-// through `gobgp mrt inject`, then sending its packed initial dump) offers N /26 prefixes;
-// the receiver (`brindle agent` or BIRD 2, each started fresh with an empty kernel table) is
-// timed from its start until all N routes are in its namespace's kernel. Also: the agent's
-// RSS holding 100,000 routes, and a live announcement of 100,000 prefixes from our speaker to
-// BIRD (time until BIRD has them all). Everything runs in namespaces made here.
+// `npm run bench -- bgp [--rounds N] [--sizes 10000,100000] [--agent-cmd CMD] [--compare-cmd CMD]`:
+// route reception into the kernel, our agent vs BIRD (optionally also a second agent build, for
+// A/B under one load), interleaved in one run, the receivers taking turns at going first.
+// GoBGP (preloaded from an MRT TABLE_DUMP_V2 file through `gobgp mrt inject`, then sending its
+// packed initial dump) offers N /26 prefixes; the receiver (`brindle agent` or BIRD 2, each
+// started fresh with an empty kernel table) is timed from its start until all N routes are in
+// its namespace's kernel. Two clocks, the same for every receiver: a netlink monitor in the
+// receiver's namespace (RTMGRP_IPV4_ROUTE) stamps the kernel's RTM_NEWROUTE notifications of the
+// first and the N-th route (exact), and a poll of `ip route show` every 20 ms (coarse: at 10,000
+// routes one poll takes about as long as the whole insertion). Also: the agent's RSS holding
+// 100,000 routes, and a live announcement of 100,000 prefixes from our speaker to BIRD (time
+// until BIRD has them all). Everything runs in namespaces made here.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
@@ -69,6 +74,72 @@ async function waitCount(ns: string, proto: string, n: number, timeoutMs: number
   }
 }
 
+/**
+ * A route monitor in namespace `ns`: a node process (koffi, blocking recv) subscribed to
+ * RTMGRP_IPV4_ROUTE that counts RTM_NEWROUTE of `proto` in the main table and reports the
+ * CLOCK_MONOTONIC time (process.hrtime) of the first and of the n-th notification.
+ */
+const MONITOR_CODE = `
+const koffi = require('koffi');
+const lib = koffi.load('libc.so.6');
+const socket = lib.func('int socket(int domain, int type, int protocol)');
+const bind = lib.func('int bind(int fd, const void *addr, uint32_t addrlen)');
+const setsockopt = lib.func('int setsockopt(int fd, int level, int name, const void *value, uint32_t len)');
+const recv = lib.func('intptr_t recv(int fd, void *buf, size_t len, int flags)');
+const proto = Number(process.argv[1]), n = Number(process.argv[2]);
+const fd = socket(16, 3, 0);
+if (fd < 0) { console.log(JSON.stringify({ error: 'socket ' + koffi.errno() })); process.exit(1); }
+setsockopt(fd, 1, 33, new Int32Array([256 << 20]), 4); // SO_RCVBUFFORCE: never drop a notification
+const sa = new Uint8Array(12); sa[0] = 16; new DataView(sa.buffer).setUint32(8, 0x40, true); // RTMGRP_IPV4_ROUTE
+if (bind(fd, sa, 12) < 0) { console.log(JSON.stringify({ error: 'bind ' + koffi.errno() })); process.exit(1); }
+process.stdout.write('ready\\n');
+const buf = new Uint8Array(1 << 20), dv = new DataView(buf.buffer);
+let count = 0, first = 0n, all = 0n;
+const marks = [], step = Math.max(1, Math.floor(n / 10));
+while (count < n) {
+  const r = recv(fd, buf, buf.length, 0);
+  if (r < 0) { const e = koffi.errno(); if (e === 4) continue; console.log(JSON.stringify({ error: 'recv errno ' + e, count })); process.exit(1); }
+  const now = process.hrtime.bigint();
+  for (let p = 0; p + 28 <= r;) {
+    const len = dv.getUint32(p, true);
+    if (len < 16) break;
+    // RTM_NEWROUTE (24); rtmsg: rtm_table at +4, rtm_protocol at +5.
+    if (dv.getUint16(p + 4, true) === 24 && buf[p + 20] === 254 && buf[p + 21] === proto) { if (count === 0) first = now; if (++count === n) all = now; if (count % step === 0) marks.push(Number(now - first) / 1e6); }
+    p += (len + 3) & ~3;
+  }
+}
+console.log(JSON.stringify({ first: String(first), all: String(all), count, marks }));
+`;
+
+interface Monitor { result: Promise<{ first: bigint; all: bigint }>; proc: ChildProcess }
+
+async function startMonitor(scope: Scope, ns: string, proto: number, n: number): Promise<Monitor> {
+  const proc = scope.track(spawn('ip', ['netns', 'exec', ns, process.execPath, '-e', MONITOR_CODE, String(proto), String(n)],
+    { cwd: path.join(__dirname, '..'), stdio: ['ignore', 'pipe', 'inherit'] }));
+  let out = '';
+  let readyResolve!: () => void;
+  const ready = new Promise<void>((r) => { readyResolve = r; });
+  const result = new Promise<{ first: bigint; all: bigint }>((resolve, reject) => {
+    proc.stdout!.on('data', (d: Buffer) => {
+      out += d.toString();
+      if (out.startsWith('ready\n')) readyResolve();
+    });
+    proc.on('exit', () => {
+      const line = out.split('\n').filter(Boolean).pop() ?? '';
+      try {
+        const j = JSON.parse(line) as { first?: string; all?: string; error?: string; marks?: number[] };
+        if (j.error || !j.first) throw new Error(j.error ?? 'no result');
+        if (process.env.BENCH_BGP_MARKS) console.log(`    ${ns} proto ${proto}: ms after the first route at each tenth: ${j.marks!.map((x) => x.toFixed(0)).join(' ')}`);
+        resolve({ first: BigInt(j.first), all: BigInt(j.all!) });
+      } catch (err) { reject(new Error(`route monitor in ${ns}: ${(err as Error).message}`)); }
+      readyResolve();
+    });
+  });
+  result.catch(() => {});
+  await ready;
+  return { result, proc };
+}
+
 const median = (xs: number[]) => { const s = [...xs].sort((a, b) => a - b); return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2; };
 
 function rssMb(pid: number): number {
@@ -87,10 +158,15 @@ async function main(): Promise<void> {
     const override = opt('agent-cmd', '');
     const { cmd, args: cmdArgs } = override ? { cmd: override.split(' ')[0], args: override.split(' ').slice(1) } : brindleCommand();
     console.log(`bench bgp: rounds ${ROUNDS}, sizes ${SIZES.join(', ')}; agent ${cmd === process.execPath ? 'from sources (tsx)' : cmd}; NODE_EXTRA_CA_CERTS ${process.env.NODE_EXTRA_CA_CERTS ? 'set' : 'unset'}`);
-    const results: Record<string, { agent: number[]; bird: number[]; agentFirst: number[]; birdFirst: number[] }> = {};
+    // --compare-cmd "<cmd>": a second agent build, run in every round right after the first (A/B under one load).
+    const cmpOpt = opt('compare-cmd', '');
+    const compare = cmpOpt ? { cmd: cmpOpt.split(' ')[0], args: cmpOpt.split(' ').slice(1) } : undefined;
+    type Series = 'agent' | 'bird' | 'agentFirst' | 'birdFirst' | 'agentExact' | 'birdExact' | 'agentExactFirst' | 'birdExactFirst';
+    type CompareSeries = 'compareExact' | 'compareExactFirst' | 'comparePoll' | 'comparePollFirst' | 'compareRss';
+    const results: Record<string, Record<Series, number[]> & Partial<Record<CompareSeries, number[]>>> = {};
     let rss100k: number | undefined;
     for (const n of SIZES) {
-      results[n] = { agent: [], bird: [], agentFirst: [], birdFirst: [] };
+      results[n] = { agent: [], bird: [], agentFirst: [], birdFirst: [], agentExact: [], birdExact: [], agentExactFirst: [], birdExactFirst: [] };
       const sender = scope.netns('snd');
       const recv = scope.netns('rcv');
       linkNamespaces(sender, 'eth0', `${SEND}/24`, recv, 'eth0', `${RECV}/24`);
@@ -110,41 +186,96 @@ async function main(): Promise<void> {
       await ds.close();
       for (let round = 0; round < ROUNDS; round++) {
         // ---- our agent ----
-        await senderReady(gobgp);
-        const env = { PATH: process.env.PATH, NODENAME: 'bench', BRINDLE_RUN_DIR: path.join(tmp, 'run'), BRINDLE_STATE_DIR: path.join(tmp, 'state'), DATASTORE_TYPE: 'embedded', BRINDLE_DB: db, BRINDLE_LOG_LEVEL: 'warn' };
-        const logFd = fs.openSync(path.join(tmp, 'agent.log'), 'a');
-        const t0 = performance.now();
-        const agent: ChildProcess = scope.track(spawn('ip', ['netns', 'exec', recv, cmd, ...cmdArgs, 'agent', '--node-name', 'bench', '--node-ip', RECV, '--stale-time', '0'], { env, stdio: ['ignore', logFd, logFd] }));
-        fs.closeSync(logFd);
-        const fa = await waitCount(recv, '177', n, 120_000);
-        const ta = (performance.now() - t0) / 1000;
-        results[n].agent.push(ta);
-        results[n].agentFirst.push((performance.now() - fa) / 1000);
-        if (n === 100_000 && rss100k === undefined) { await new Promise((r) => setTimeout(r, 1000)); rss100k = rssMb(agent.pid!); }
-        await stop(agent);
-        sh('ip', ['-n', recv, 'route', 'flush', 'proto', '177']);
-        // ---- BIRD ----
-        await senderReady(gobgp);
-        const t1 = performance.now();
-        // `connect delay time 0`: BIRD otherwise waits 5 s before its first connect.
-        const bird = await Bird.start(scope, recv, birdConfig({ routerId: RECV, asn: ASN, neighbors: [{ address: SEND, asn: ASN }] }).replace('connect retry time 2;', 'connect retry time 2; connect delay time 0;'));
-        const fb = await waitCount(recv, 'bird', n, 120_000);
-        const tb = (performance.now() - t1) / 1000;
-        results[n].bird.push(tb);
-        results[n].birdFirst.push((performance.now() - fb) / 1000);
-        await bird.stop();
-        try { sh('ip', ['-n', recv, 'route', 'flush', 'proto', 'bird']); } catch { /* none left */ }
-        console.log(`  ${n} prefixes, round ${round + 1}: agent ${ta.toFixed(3)} s (first route → all ${results[n].agentFirst[round].toFixed(3)} s), bird ${tb.toFixed(3)} s (${results[n].birdFirst[round].toFixed(3)} s)`);
+        const runAgent = async (c: string, a: string[]) => {
+          await senderReady(gobgp);
+          const env = { PATH: process.env.PATH, NODENAME: 'bench', BRINDLE_RUN_DIR: path.join(tmp, 'run'), BRINDLE_STATE_DIR: path.join(tmp, 'state'), DATASTORE_TYPE: 'embedded', BRINDLE_DB: db, BRINDLE_LOG_LEVEL: process.env.BENCH_BGP_AGENT_LOG ?? 'warn' };
+          const logFd = fs.openSync(process.env.BENCH_BGP_AGENT_LOGFILE ?? path.join(tmp, 'agent.log'), 'a');
+          const mon = await startMonitor(scope, recv, 177, n);
+          const t0ns = process.hrtime.bigint();
+          const t0 = performance.now();
+          const agent: ChildProcess = scope.track(spawn('ip', ['netns', 'exec', recv, c, ...a, 'agent', '--node-name', 'bench', '--node-ip', RECV, '--stale-time', '0'], { env, stdio: ['ignore', logFd, logFd] }));
+          fs.closeSync(logFd);
+          const fa = await waitCount(recv, '177', n, 120_000);
+          const t = performance.now();
+          const m = await mon.result;
+          let rss: number | undefined;
+          if (n === 100_000) { await new Promise((r) => setTimeout(r, 1000)); rss = rssMb(agent.pid!); }
+          await stop(agent);
+          sh('ip', ['-n', recv, 'route', 'flush', 'proto', '177']);
+          return { poll: (t - t0) / 1000, pollFirst: (t - fa) / 1000, exact: Number(m.all - t0ns) / 1e9, exactFirst: Number(m.all - m.first) / 1e9, rss };
+        };
+        const runBird = async () => {
+          await senderReady(gobgp);
+          const mon = await startMonitor(scope, recv, 12, n); // RTPROT_BIRD
+          const t0ns = process.hrtime.bigint();
+          const t0 = performance.now();
+          // `connect delay time 0`: BIRD otherwise waits 5 s before its first connect.
+          const bird = await Bird.start(scope, recv, birdConfig({ routerId: RECV, asn: ASN, neighbors: [{ address: SEND, asn: ASN }] }).replace('connect retry time 2;', 'connect retry time 2; connect delay time 0;'));
+          const fb = await waitCount(recv, 'bird', n, 120_000);
+          const t = performance.now();
+          const m = await mon.result;
+          await bird.stop();
+          try { sh('ip', ['-n', recv, 'route', 'flush', 'proto', 'bird']); } catch { /* none left */ }
+          return { poll: (t - t0) / 1000, pollFirst: (t - fb) / 1000, exact: Number(m.all - t0ns) / 1e9, exactFirst: Number(m.all - m.first) / 1e9 };
+        };
+        // The receivers take turns going first (the sender's state after one session can favour
+        // whichever comes next): round k starts with receiver k mod 2 (or 3 with a compare build).
+        const kinds: ('agent' | 'compare' | 'bird')[] = compare ? ['agent', 'compare', 'bird'] : ['agent', 'bird'];
+        const order = kinds.map((_, i) => kinds[(i + round) % kinds.length]);
+        let ra!: Awaited<ReturnType<typeof runAgent>>, rb: Awaited<ReturnType<typeof runAgent>> | undefined, rbird!: Awaited<ReturnType<typeof runBird>>;
+        for (const k of order) {
+          if (k === 'agent') ra = await runAgent(cmd, cmdArgs);
+          else if (k === 'compare') rb = await runAgent(compare!.cmd, compare!.args);
+          else rbird = await runBird();
+        }
+        const ta = ra.poll, tb = rbird.poll;
+        results[n].agent.push(ra.poll);
+        results[n].agentFirst.push(ra.pollFirst);
+        results[n].agentExact.push(ra.exact);
+        results[n].agentExactFirst.push(ra.exactFirst);
+        if (ra.rss !== undefined) rss100k ??= ra.rss;
+        if (rb) {
+          (results[n].compareExact ??= []).push(rb.exact);
+          (results[n].compareExactFirst ??= []).push(rb.exactFirst);
+          (results[n].comparePoll ??= []).push(rb.poll);
+          (results[n].comparePollFirst ??= []).push(rb.pollFirst);
+          if (rb.rss !== undefined) (results[n].compareRss ??= []).push(rb.rss);
+        }
+        results[n].bird.push(rbird.poll);
+        results[n].birdFirst.push(rbird.pollFirst);
+        results[n].birdExact.push(rbird.exact);
+        results[n].birdExactFirst.push(rbird.exactFirst);
+        const r = results[n], f = (x: number) => x.toFixed(3);
+        console.log(`  ${n} prefixes, round ${round + 1}: monitor: agent ${f(r.agentExact[round])} s (first → all ${f(r.agentExactFirst[round])} s), bird ${f(r.birdExact[round])} s (${f(r.birdExactFirst[round])} s)`
+          + ` | poll: agent ${f(ta)} s (${f(r.agentFirst[round])} s), bird ${f(tb)} s (${f(r.birdFirst[round])} s)`
+          + ` [${order.join(', ')}]` + (rb ? ` | compare agent: monitor ${f(rb.exact)} s (${f(rb.exactFirst)} s), poll ${f(rb.poll)} s (${f(rb.pollFirst)} s)` : ''));
       }
       await gobgp.stop();
     }
-    console.log('\nreception into the kernel (receiver start → all N routes in its kernel; GoBGP sends its initial dump), medians:');
-    console.log('| prefixes | brindle agent | BIRD 2 | agent / BIRD | first route → all: agent | BIRD | ratio |');
-    console.log('|---:|---:|---:|---:|---:|---:|---:|');
-    for (const n of SIZES) {
-      const a = median(results[n].agent), b = median(results[n].bird);
-      const af = median(results[n].agentFirst), bf = median(results[n].birdFirst);
-      console.log(`| ${n} | ${a.toFixed(3)} s | ${b.toFixed(3)} s | ${(a / b).toFixed(2)}x | ${af.toFixed(3)} s | ${bf.toFixed(3)} s | ${(af / bf).toFixed(2)}x |`);
+    console.log(`\nreception into the kernel (receiver start → all N routes in its kernel; GoBGP sends its initial dump), medians, load ${fs.readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ')}:`);
+    console.log('| clock | prefixes | brindle agent | BIRD 2 | agent / BIRD | first route → all: agent | BIRD | ratio |');
+    console.log('|---|---:|---:|---:|---:|---:|---:|---:|');
+    for (const [clock, tot, fst] of [['monitor', 'Exact', 'ExactFirst'], ['poll', '', 'First']] as const) {
+      for (const n of SIZES) {
+        const r = results[n];
+        const a = median(r[`agent${tot}`]), b = median(r[`bird${tot}`]);
+        const af = median(r[`agent${fst}`]), bf = median(r[`bird${fst}`]);
+        console.log(`| ${clock} | ${n} | ${a.toFixed(3)} s | ${b.toFixed(3)} s | ${(a / b).toFixed(2)}x | ${af.toFixed(3)} s | ${bf.toFixed(3)} s | ${(af / bf).toFixed(2)}x |`);
+      }
+    }
+    if (compare) {
+      console.log(`\ncompare agent (${compare.cmd} ${compare.args.join(' ')}), same rounds, medians:`);
+      console.log('| clock | prefixes | agent | compare | BIRD | agent / BIRD | compare / BIRD | first → all: agent | compare | BIRD | agent / BIRD | compare / BIRD |');
+      console.log('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
+      for (const [clock, tot, fst, ctot, cfst] of [['monitor', 'Exact', 'ExactFirst', 'compareExact', 'compareExactFirst'], ['poll', '', 'First', 'comparePoll', 'comparePollFirst']] as const) {
+        for (const n of SIZES) {
+          const r = results[n], f = (x: number) => `${x.toFixed(3)} s`, q = (x: number) => `${x.toFixed(2)}x`;
+          const a = median(r[`agent${tot}`]), c = median(r[ctot]!), b = median(r[`bird${tot}`]);
+          const af = median(r[`agent${fst}`]), cf = median(r[cfst]!), bf = median(r[`bird${fst}`]);
+          console.log(`| ${clock} | ${n} | ${f(a)} | ${f(c)} | ${f(b)} | ${q(a / b)} | ${q(c / b)} | ${f(af)} | ${f(cf)} | ${f(bf)} | ${q(af / bf)} | ${q(cf / bf)} |`);
+        }
+      }
+      if (results[100_000]?.compareRss) console.log(`compare agent RSS holding 100,000 routes: ${results[100_000].compareRss![0].toFixed(1)} MB`);
     }
     if (rss100k !== undefined) console.log(`\nagent RSS holding 100,000 routes: ${rss100k.toFixed(1)} MB (target < 150 MB)`);
     if (SIZES.includes(100_000)) await announceBench(scope, 100_000);

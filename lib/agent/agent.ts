@@ -4,7 +4,7 @@
 // under protocol 177, keeps natOutgoing rules, and serves status and metrics. Every change is
 // applied live; stopping keeps routes in the kernel (graceful restart both ways).
 import { EventEmitter } from 'node:events';
-import * as path from 'node:path';
+import path = require('node:path');
 import type { Datastore, Kind, Resource, Watch } from '../datastore/types';
 import { ConflictError, NotFoundError } from '../datastore/types';
 import { parseCidr, tryParseCidr, tryParseIp, networkOf, type Cidr } from '../ip';
@@ -76,7 +76,11 @@ export interface AgentOptions {
   allocTunnelAddress?: (node: string, pools: string[]) => Promise<string | undefined>;
 }
 
-/** Pending kernel changes written at once, at the latest (see onRoutes). */
+/**
+ * Pending kernel changes written at once, at the latest (see onRoutes); otherwise they are
+ * written when the input read so far is handled (setImmediate). Larger batches (16,384 was
+ * tried) lengthen the tail after the last UPDATE: the kernel writes the last batch alone.
+ */
 const FLUSH_BATCH = 4096;
 
 const WATCHED: Kind[] = ['IPPool', 'IPAMBlock', 'BlockAffinity', 'Node', 'BGPPeer', 'BGPConfiguration'];
@@ -242,7 +246,10 @@ export class Agent {
     setTimeout(() => {
       this.recomputeQueued = false;
       const prev = this.recomputing ?? Promise.resolve();
-      this.recomputing = prev.then(() => this.recompute()).catch((err) => this.o.log.error(`recompute: ${(err as Error).message}`));
+      this.recomputing = prev.then(() => {
+        const t0 = performance.now();
+        return this.recompute().then(() => this.o.log.debug(`recompute: done in ${(performance.now() - t0).toFixed(1)} ms`));
+      }).catch((err) => this.o.log.error(`recompute: ${(err as Error).message}`));
     }, 20);
   }
 
@@ -362,7 +369,8 @@ export class Agent {
       this.programmer.setShape(ch.prefix, ch.nextHops.length ? this.forward(ch.prefix, ch.nextHops, problems) : undefined);
     }
     if (problems.length) this.o.log.warn(`routes: ${problems.slice(0, 3).join('; ')}${problems.length > 3 ? ` (+${problems.length - 3})` : ''}`);
-    // While a table streams in, program the kernel in batches as it comes (pipelined), not at the end.
+    // While a table streams in, program the kernel as it comes (pipelined), not at the end: what
+    // one read burst brought is written when the burst is handled, a long burst every FLUSH_BATCH.
     if (this.programmer.pending >= FLUSH_BATCH) this.flushNow();
     else this.scheduleFlush();
   }
@@ -378,6 +386,7 @@ export class Agent {
     let r: ReturnType<RouteProgrammer['flush']>;
     try {
       // Kernel writes on another thread when the table can (they overlap BGP decoding).
+      this.o.log.debug(`routes: writing ${this.programmer.pending} changes`);
       if (this.programmer.flushAsync((rep) => { if (!this.stopped) this.flushed(rep); })) return;
       r = this.programmer.flush();
     } catch (err) {

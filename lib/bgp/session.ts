@@ -50,8 +50,12 @@ interface Conn {
   closed: boolean;
 }
 
-const IDLE_HOLD_BASE_MS = 1000;
-const IDLE_HOLD_MAX_MS = 60_000;
+/**
+ * Idle hold after a session went down: 1, 2, 4 s, then every 5 s (the connect-retry time BIRD
+ * and Calico use), so a peer that refused for a while is reached within 5 s of coming back.
+ */
+export const IDLE_HOLD_BASE_MS = 1000;
+export const IDLE_HOLD_MAX_MS = 5000;
 
 export class Session extends EventEmitter {
   private fsm: FsmState;
@@ -122,7 +126,8 @@ export class Session extends EventEmitter {
     switch (this.state) {
       case 'Connect':
       case 'Active':
-        this.connectToken++;
+        // Our own connect may still be in flight: it is not abandoned (the peer may be using it
+        // while dropping this one); if it completes it becomes a collision candidate (§6.8).
         if (this.conn) this.closeConn(this.conn, undefined);
         this.conn = conn;
         this.dispatch({ type: 'TcpConnectionConfirmed' });
@@ -172,6 +177,10 @@ export class Session extends EventEmitter {
     if (conn.closed) return;
     conn.closed = true;
     if (conn === this.pendingConn) { this.pendingConn = undefined; return; }
+    if (conn === this.conn && this.pendingConn && (this.state === 'OpenSent' || this.state === 'OpenConfirm')) {
+      this.promotePending('closed');
+      return;
+    }
     if (conn === this.conn) {
       this.conn = undefined;
       if (!this.info) this.info = 'connection closed';
@@ -200,7 +209,12 @@ export class Session extends EventEmitter {
       }
       try {
         if (conn === this.pendingConn) this.onCollisionMessage(conn, msg);
-        else if (conn === this.conn) this.onMessage(msg);
+        else if (conn === this.conn && this.pendingConn && msg.type === 'notification' && msg.code === CEASE
+          && msg.subcode === CEASE_CONNECTION_COLLISION_RESOLUTION && (this.state === 'OpenSent' || this.state === 'OpenConfirm')) {
+          // The peer resolved the collision first, in favour of the other connection.
+          this.promotePending('closed by the peer (collision resolution)');
+          return;
+        } else if (conn === this.conn) this.onMessage(msg);
       } catch (err) {
         // Our own bug must not take the process down: reset this session.
         this.log('warn', `internal error handling ${msg.type}: ${(err as Error).stack ?? err}`);
@@ -261,6 +275,23 @@ export class Session extends EventEmitter {
     this.onMessage(msg);
   }
 
+  /**
+   * The current connection (not yet Established) lost the collision on the peer's side: carry
+   * on with the other one, on which our OPEN went out already, from OpenSent.
+   */
+  private promotePending(why: string) {
+    const next = this.pendingConn!;
+    const old = this.conn;
+    this.pendingConn = undefined;
+    this.conn = next;
+    if (old) this.closeConn(old, undefined);
+    this.log('info', `connection collision: connection ${why}, continuing on the other one`);
+    this.clearTimer('keepalive');
+    this.fsm = { ...this.fsm, state: 'OpenSent', holdTime: LARGE_HOLD_TIME, peerOpen: undefined };
+    this.startTimer('hold', LARGE_HOLD_TIME);
+    if (next.open) this.onMessage(next.open);
+  }
+
   private negotiate(open: OpenMessage) {
     this.peerOpen = open;
     const caps = open.capabilities;
@@ -307,6 +338,7 @@ export class Session extends EventEmitter {
       case 'drop':
         this.connectToken++;
         if (this.conn) { this.closeConn(this.conn, undefined); this.conn = undefined; }
+        if (this.pendingConn) { this.closeConn(this.pendingConn, undefined); this.pendingConn = undefined; }
         break;
       case 'sendOpen':
         this.writeRaw(encodeOpen(this.buildOpen()));
@@ -357,7 +389,16 @@ export class Session extends EventEmitter {
   private startConnect() {
     const token = ++this.connectToken;
     this.o.connect().then((socket) => {
-      if (token !== this.connectToken || this.stopped || (this.state !== 'Connect' && this.state !== 'Active') || this.conn) { socket.destroy(); return; }
+      if (token !== this.connectToken || this.stopped) { socket.destroy(); return; }
+      if ((this.state === 'OpenSent' || this.state === 'OpenConfirm') && this.conn && !this.conn.outbound && !this.pendingConn) {
+        // An inbound connection came first (§6.8): both ends may have accepted the other's
+        // connection; keep this one as the collision candidate and let the OPENs decide.
+        const conn = this.wrap(socket, true);
+        this.pendingConn = conn;
+        this.writeTo(conn, encodeOpen(this.buildOpen()));
+        return;
+      }
+      if ((this.state !== 'Connect' && this.state !== 'Active') || this.conn) { socket.destroy(); return; }
       this.conn = this.wrap(socket, true);
       this.dispatch({ type: 'Tcp_CR_Acked' });
     }, (err: Error) => {

@@ -390,13 +390,8 @@ export function netlinkRouteTable(nl: unknown): RouteTable {
     },
     replace(routes) { return norm(rt.replaceRoutes(sock, routes as never), routes.length); },
     replaceEach(count, routeAt) {
-      const c = require('../netlink/constants') as typeof import('../netlink/constants');
-      const flags = c.NLM_F_REQUEST | c.NLM_F_CREATE | c.NLM_F_REPLACE;
-      const errs = sock.batch((i) => `replace route ${routeAt(i).dst}`, count, (w, i, seq) => {
-        const start = w.beginMessage(c.RTM_NEWROUTE, flags, seq, 0);
-        rt.encodeRoute(w, routeAt(i) as never, false);
-        w.endMessage(start);
-      });
+      const mw = replaceWriter();
+      const errs = sock.batch((i) => `replace route ${routeAt(i).dst}`, count, (w, i, seq) => mw.write(w, routeAt(i) as never, seq));
       return norm(errs, count);
     },
     del(routes) {
@@ -404,39 +399,47 @@ export function netlinkRouteTable(nl: unknown): RouteTable {
       return errs.map((e) => (e && (e as { notFound?: boolean }).notFound ? undefined : e));
     },
     replaceEachAsync(count, routeAt, done) {
-      const c = require('../netlink/constants') as typeof import('../netlink/constants');
-      const flags = c.NLM_F_REQUEST | c.NLM_F_CREATE | c.NLM_F_REPLACE;
-      return sendAsync(count, (i) => `replace route ${routeAt(i).dst}`, (w, i, seq) => {
-        const start = w.beginMessage(c.RTM_NEWROUTE, flags, seq, 0);
-        rt.encodeRoute(w, routeAt(i) as never, false);
-        w.endMessage(start);
-      }, (errs) => done(norm(errs, count)));
+      const mw = replaceWriter();
+      return sendAsync(count, (i) => `replace route ${routeAt(i).dst}`, (w, i, seq) => mw.write(w, routeAt(i) as never, seq),
+        (errs) => done(norm(errs, count)));
     },
     delAsync(routes, done) {
       const c = require('../netlink/constants') as typeof import('../netlink/constants');
-      return sendAsync(routes.length, (i) => `delete route ${routes[i].dst}`, (w, i, seq) => {
-        const start = w.beginMessage(c.RTM_DELROUTE, c.NLM_F_REQUEST, seq, 0);
-        rt.encodeRoute(w, routes[i] as never, true);
-        w.endMessage(start);
-      }, (errs) => done(norm(errs, routes.length).map((e) => (e && (e as { notFound?: boolean }).notFound ? undefined : e))));
+      const mw = new rt.RouteMessageWriter(c.RTM_DELROUTE, 0, true);
+      return sendAsync(routes.length, (i) => `delete route ${routes[i].dst}`, (w, i, seq) => mw.write(w, routes[i] as never, seq),
+        (errs) => done(norm(errs, routes.length).map((e) => (e && (e as { notFound?: boolean }).notFound ? undefined : e))));
     },
   };
 
-  function sendAsync(count: number, op: (i: number) => string,
-    write: (w: import('../netlink/codec').NlWriter, i: number, seq: number) => void,
-    done: (errs: (Error | undefined)[]) => void): boolean {
-    if (process.env.BRINDLE_ROUTE_WORKER === '0') return false;
+  function replaceWriter(): import('../netlink/route').RouteMessageWriter {
+    const c = require('../netlink/constants') as typeof import('../netlink/constants');
+    return new rt.RouteMessageWriter(c.RTM_NEWROUTE, c.NLM_F_CREATE | c.NLM_F_REPLACE);
+  }
+
+  /**
+   * The writer thread, started on the first write: its start-up (a V8 isolate, koffi, a socket)
+   * then overlaps decoding of the rest of the first table. Undefined when unavailable.
+   */
+  function getWorker(): import('../netlink/batch-worker').BatchWorker | undefined {
+    if (process.env.BRINDLE_ROUTE_WORKER === '0') return undefined;
     if (!worker) {
-      if (typeof (sock as unknown as { fd?: unknown }).fd !== 'number') return false;
+      if (typeof (sock as unknown as { fd?: unknown }).fd !== 'number') return undefined;
       try {
         const { BatchWorker } = require('../netlink/batch-worker') as typeof import('../netlink/batch-worker');
         const { nativeAddonPath } = require('../native/addon') as typeof import('../native/addon');
         worker = new BatchWorker(nativeAddonPath('koffi'), (sock as unknown as { fd: number }).fd);
       } catch {
-        return false;
+        return undefined;
       }
     }
-    if (worker.failed) return false;
+    return worker.failed ? undefined : worker;
+  }
+
+  function sendAsync(count: number, op: (i: number) => string,
+    write: (w: import('../netlink/codec').NlWriter, i: number, seq: number) => void,
+    done: (errs: (Error | undefined)[]) => void): boolean {
+    const worker = getWorker();
+    if (!worker) return false;
     const { NlWriter } = require('../netlink/codec') as typeof import('../netlink/codec');
     const w = (writer ??= new NlWriter(1 << 16));
     w.reset();

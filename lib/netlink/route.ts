@@ -238,12 +238,85 @@ export function getRoute(nl: NetlinkSocket, dst: string, opts: { fibmatch?: bool
   return route;
 }
 
-function routeBatch(nl: NetlinkSocket, verb: string, type: number, flags: number, del: boolean, routes: Route[], opts?: BatchOptions): (NetlinkError | undefined)[] {
-  return nl.batch((i) => `${verb} route ${describe(routes[i])}`, routes.length, (w, i, seq) => {
-    const start = w.beginMessage(type, flags | NLM_F_REQUEST, seq, 0);
-    encodeRoute(w, routes[i], del);
+interface RouteTemplate { r: Route; bytes: Uint8Array }
+
+/** Offsets in a route message: rtm_dst_len, and RTA_DST's IPv4 address when it is the first attribute. */
+const DST_LEN_AT = 16 + 1, DST_AT = 16 + RTMSG_LEN + 4;
+
+/**
+ * Writes whole RTM_NEWROUTE/RTM_DELROUTE messages for batches. An IPv4 route equal to a recent
+ * one in every field but its destination is that message's bytes copied, with the sequence
+ * number, prefix length and address patched: 100,000 routes via one peer are one template.
+ */
+export class RouteMessageWriter {
+  private readonly templates: RouteTemplate[] = [];
+
+  constructor(private readonly type: number, private readonly flags: number, private readonly del = false) {}
+
+  write(w: NlWriter, r: Route, seq: number): void {
+    const t = this.find(r);
+    if (t && this.patch(w, t.bytes, r.dst, seq)) return;
+    const start = w.beginMessage(this.type, this.flags | NLM_F_REQUEST, seq, 0);
+    encodeRoute(w, r, this.del);
     w.endMessage(start);
-  }, opts);
+    if (!t && r.family === 4 && w.off - start >= DST_AT + 4 && w.buf[start + 16] === AF_INET && w.buf[start + DST_LEN_AT] > 0) {
+      if (this.templates.length >= 8) this.templates.shift();
+      this.templates.push({ r: { ...r, dst: '' }, bytes: w.buf.slice(start, w.off) });
+    }
+  }
+
+  private find(r: Route): RouteTemplate | undefined {
+    if (r.family !== 4) return undefined;
+    for (let i = this.templates.length - 1; i >= 0; i--) {
+      const t = this.templates[i], o = t.r;
+      if (o.gateway === r.gateway && o.oif === r.oif && o.scope === r.scope && o.type === r.type && o.protocol === r.protocol
+        && o.table === r.table && !o.onlink === !r.onlink && o.priority === r.priority && o.src === r.src && o.multipath === r.multipath) return t;
+    }
+    return undefined;
+  }
+
+  /** Copies the template and writes `dst` ('a.b.c.d/len') into it; false when dst is not plain IPv4. */
+  private patch(w: NlWriter, tpl: Uint8Array, dst: string, seq: number): boolean {
+    w.ensure(tpl.length);
+    const b = w.buf, at = w.off;
+    let part = 0, value = 0, digits = 0, i = 0;
+    const n = dst.length;
+    for (; i < n; i++) {
+      const c = dst.charCodeAt(i);
+      if (c >= 48 && c <= 57) {
+        if (digits > 0 && value === 0) return false; // no leading zeros
+        value = value * 10 + c - 48;
+        if (++digits > 3 || value > 255) return false;
+      } else if (c === 46 || c === 47) {
+        if (digits === 0 || part > 3) return false;
+        b[at + DST_AT + part++] = value;
+        value = 0; digits = 0;
+        if (c === 47) break;
+      } else {
+        return false;
+      }
+    }
+    if (part !== 4 || i >= n - 1) return false;
+    let len = 0;
+    for (i++; i < n; i++) {
+      const c = dst.charCodeAt(i) - 48;
+      if (c < 0 || c > 9) return false;
+      len = len * 10 + c;
+    }
+    if (len < 1 || len > 32) return false;
+    // The address went straight to its place; the template goes around it.
+    b.set(tpl.subarray(0, DST_AT), at);
+    b.set(tpl.subarray(DST_AT + 4), at + DST_AT + 4);
+    b[at + DST_LEN_AT] = len;
+    w.dv.setUint32(at + 8, seq >>> 0, true);
+    w.off = at + tpl.length;
+    return true;
+  }
+}
+
+function routeBatch(nl: NetlinkSocket, verb: string, type: number, flags: number, del: boolean, routes: Route[], opts?: BatchOptions): (NetlinkError | undefined)[] {
+  const mw = new RouteMessageWriter(type, flags, del);
+  return nl.batch((i) => `${verb} route ${describe(routes[i])}`, routes.length, (w, i, seq) => mw.write(w, routes[i], seq), opts);
 }
 
 /**

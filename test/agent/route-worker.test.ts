@@ -51,3 +51,37 @@ t.test('async route writes in the socket namespace, per-route errors, ordered', 
   t.equal(count(), n - 2);
   t.equal(p.pending, 0);
 });
+
+t.test('main-thread writes (flush, the fallback without the worker): exact destinations and gateways', async (t) => {
+  const scope = new Scope();
+  t.teardown(() => scope.cleanup());
+  const ns = scope.netns('rs');
+  sh('ip', ['-n', ns, 'link', 'add', 'eth0', 'type', 'veth', 'peer', 'name', 'eth0p']);
+  sh('ip', ['-n', ns, 'addr', 'add', '198.18.0.11/24', 'dev', 'eth0']);
+  sh('ip', ['-n', ns, 'link', 'set', 'eth0', 'up']);
+  sh('ip', ['-n', ns, 'link', 'set', 'eth0p', 'up']);
+  const nl = withNetns(netnsPath(ns), () => NetlinkSocket.open());
+  t.teardown(() => nl.close());
+  const p = new RouteProgrammer(netlinkRouteTable(nl));
+  // Two shapes alternating in runs, and prefix lengths that vary: every message is templated
+  // from its shape's last one with a new destination.
+  const gw = ['198.18.0.12', '198.18.0.13'];
+  const shapes = gw.map((g) => p.shape({ family: 4, dst: '', gateway: g }));
+  const want = new Map<string, string>();
+  for (let i = 0; i < 3000; i++) {
+    const len = [26, 27, 32][i % 3];
+    const d = `10.${100 + (i >> 10)}.${(i >> 2) & 255}.${(i & 3) * 64}/${len}`;
+    const s = (i >> 4) & 1;
+    p.setShape(d, shapes[s]);
+    want.set(d, gw[s]);
+  }
+  const r = p.flush();
+  t.same([r.replaced, r.errors.length], [3000, 0]);
+  const got = new Map<string, string>();
+  for (const x of ipJson(ns, ['route', 'show', 'proto', '177']) as { dst: string; gateway: string }[]) got.set(x.dst.includes('/') ? x.dst : `${x.dst}/32`, x.gateway);
+  t.same([...got].sort(), [...want].sort(), 'every destination with its own gateway');
+  for (const d of want.keys()) p.setShape(d, undefined);
+  const rd = p.flush();
+  t.same([rd.deleted, rd.errors.length], [3000, 0]);
+  t.equal(ipJson(ns, ['route', 'show', 'proto', '177']).length, 0, 'all deleted');
+});

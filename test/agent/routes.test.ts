@@ -110,3 +110,37 @@ t.test('100k routes diff quickly', async (t) => {
   t.equal(k.routes.size, 100000);
   t.ok(ms < 5000, `took ${ms.toFixed(0)} ms`);
 });
+
+t.test('RouteMessageWriter: templated messages are the bytes encodeRoute writes', async (t) => {
+  const { NlWriter } = await import('../../lib/netlink/codec');
+  const { RouteMessageWriter, encodeRoute } = await import('../../lib/netlink/route');
+  const { RTM_NEWROUTE, RTM_DELROUTE, NLM_F_CREATE, NLM_F_REPLACE, NLM_F_REQUEST } = await import('../../lib/netlink/constants');
+  const mp = [{ gateway: '198.18.0.12', oif: 2 }, { gateway: '198.18.0.13', oif: 2 }];
+  // Each case: routes written in sequence (so later ones reuse templates of earlier ones).
+  const cases: { name: string; routes: KRoute[] }[] = [
+    { name: 'one shape, many /26', routes: ['10.0.0.0/26', '10.0.0.64/26', '10.255.3.192/26', '1.2.3.4/32', '10.0.0.0/8'].map((d) => ({ family: 4, dst: d, gateway: '198.18.0.12', protocol: 177 })) },
+    { name: 'alternating shapes', routes: [0, 1, 2, 3, 4, 5, 6, 7].map((i) => (i % 2 ? via(`10.1.${i}.0/24`, '198.18.0.13') : { family: 4, dst: `10.2.${i}.0/24`, type: 'blackhole', protocol: 177 })) },
+    { name: 'ecmp and table', routes: [{ family: 4, dst: '10.3.0.0/26', multipath: mp }, { family: 4, dst: '10.3.0.64/26', multipath: mp }, { family: 4, dst: '10.3.1.0/24', oif: 3, table: 300 }, { family: 4, dst: '10.3.2.0/24', oif: 3, table: 300 }] },
+    { name: 'default route and IPv6 are not templated', routes: [{ family: 4, dst: '0.0.0.0/0', gateway: '198.18.0.1' }, { family: 4, dst: '10.4.0.0/16', gateway: '198.18.0.1' }, { family: 4, dst: '0.0.0.0/0', gateway: '198.18.0.1' }, { family: 6, dst: 'fd00::/64', gateway: 'fe80::1', oif: 2 }, { family: 6, dst: 'fd00:1::/64', gateway: 'fe80::1', oif: 2 }] },
+    { name: 'unusual texts fall back to the full encoder', routes: [{ family: 4, dst: '10.5.0.0/24', gateway: '198.18.0.1' }, { family: 4, dst: '10.5.1.0/24', gateway: '198.18.0.1' }, { family: 4, dst: '10.5.2.0/024', gateway: '198.18.0.1' }] },
+  ];
+  for (const c of cases) {
+    for (const [type, flags, del] of [[RTM_NEWROUTE, NLM_F_CREATE | NLM_F_REPLACE, false], [RTM_DELROUTE, 0, true]] as const) {
+      const got = new NlWriter(64), want = new NlWriter(64);
+      const mw = new RouteMessageWriter(type, flags, del);
+      c.routes.forEach((r, i) => {
+        mw.write(got, r as never, 100 + i);
+        const at = want.beginMessage(type, flags | NLM_F_REQUEST, 100 + i, 0);
+        encodeRoute(want, r as never, del);
+        want.endMessage(at);
+      });
+      t.same(Buffer.from(got.buf.subarray(0, got.off)).toString('hex'), Buffer.from(want.buf.subarray(0, want.off)).toString('hex'), `${c.name} (${del ? 'delete' : 'replace'})`);
+    }
+  }
+  // An invalid destination still throws, templated or not.
+  const mw = new RouteMessageWriter(RTM_NEWROUTE, 0);
+  const w = new NlWriter(64);
+  mw.write(w, { family: 4, dst: '10.6.0.0/24', gateway: '198.18.0.1' }, 1);
+  t.throws(() => mw.write(w, { family: 4, dst: '10.6.0.0/33', gateway: '198.18.0.1' }, 2), TypeError);
+  t.throws(() => mw.write(w, { family: 4, dst: '10.6.0.0', gateway: '198.18.0.1' }, 3), TypeError);
+});
