@@ -7,7 +7,7 @@ import { EventEmitter } from 'node:events';
 import path = require('node:path');
 import type { Datastore, Kind, Resource, Watch } from '../datastore/types';
 import { ConflictError, NotFoundError } from '../datastore/types';
-import { parseCidr, tryParseCidr, tryParseIp, networkOf, type Cidr } from '../ip';
+import { formatIp, parseCidr, tryParseCidr, tryParseIp, networkOf, type Cidr } from '../ip';
 import { computePeers, nodeAddress, nodeAsn, type PeerConfig } from './peers';
 import { computeOriginations } from './originations';
 import { blackholeRoute, Forwarder, type ForwardingContext, type PoolInfo, type RemoteNode } from './forwarding';
@@ -142,7 +142,9 @@ export class Agent {
     });
     if (typeof this.speaker.routes !== 'function') this.learned = new Map();
     this.speaker.on('routes', (changes: RouteChange[]) => this.onRoutes(changes));
-    this.speaker.on('endOfRib', (address: string, family: number) => { if (family === 4 || family === 1) this.eor.add(address); });
+    // Each session carries the family of its peer's address (IPv4 peers IPv4 routes, IPv6 peers
+    // IPv6, as Calico peers): a peer's End-of-RIB is the one for that family.
+    this.speaker.on('endOfRib', (address: string, family: number) => { if (family === (address.includes(':') ? 6 : 4)) this.eor.add(address); });
     await this.speaker.start();
     await this.recompute();
     this.armStale();
@@ -198,11 +200,13 @@ export class Agent {
   /** "a" → "a/len" using the prefix of the interface holding it (else /32, /128). */
   private withLength(text: string): string {
     if (text.includes('/')) return text;
-    const fam = tryParseIp(text)?.family;
-    if (!fam) throw new Error(`node address ${text}: not an address`);
-    const found = this.o.dataplane.addressOf(text);
+    const ip = tryParseIp(text);
+    if (!ip) throw new Error(`node address ${text}: not an address`);
+    // Canonical text (RFC 5952), as the kernel reports interface addresses and peers see us.
+    const canonical = formatIp(ip);
+    const found = this.o.dataplane.addressOf(canonical);
     if (found) return found.cidr;
-    return `${text}/${fam === 4 ? 32 : 128}`;
+    return `${canonical}/${ip.family === 4 ? 32 : 128}`;
   }
 
   // ---- datastore watches ----

@@ -159,6 +159,9 @@ t.test('dual-stack mesh with a non-canonical ipv6 node address', async (t) => {
     for (const n of c.nodes) t.comment(`${n.name}:\n${c.agentLogTail(n)}`);
     throw err;
   }
+  // The node record holds the canonical text with the interface's prefix, as the kernel has it.
+  const rec = await (await c.ds()).get('Node', n1.name) as { spec: { bgp?: { ipv6Address?: string } } };
+  t.equal(rec.spec.bgp?.ipv6Address, `${n1.ip6}/64`, 'node record: canonical ipv6 address with its interface prefix');
   for (const n of c.nodes) await c.addPod(n, DUAL);
   await c.waitFor('ipv6 routes both ways', () => c.brindleRoutes(n1.ns, 6).some((r: any) => r.gateway === n2.ip6)
     && c.brindleRoutes(n2.ns, 6).some((r: any) => r.gateway === n1.ip6), 15000);
