@@ -2,7 +2,10 @@
 // with `host-local` IPAM, interleaved run by run (alternating which goes first), inside
 // namespaces made here and removed at the end. Prints medians, p90 and the brindle/ptp ratio.
 //
-//   npm run bench -- cni [--n 100] [--bin dist/brindle] [--json out.json]
+//   npm run bench -- cni [--n 100] [--bin dist/brindle] [--compare-bin other/brindle] [--json out.json]
+//
+// --compare-bin: a second brindle build (e.g. the previous commit's, built with BRINDLE_DIST_DIR)
+// measured in the same rounds, the three sides taking turns going first.
 //
 // The timing loop runs inside the node namespace (`ip netns exec`) so each plugin is spawned
 // directly, as a runtime would, with no `ip` in the measured path.
@@ -18,7 +21,8 @@ function arg(name: string, def?: string): string | undefined {
   return i >= 0 ? process.argv[i + 1] : def;
 }
 
-interface Sample { brindleAdd: number[]; brindleDel: number[]; ptpAdd: number[]; ptpDel: number[]; brindleVersion: number[] }
+interface Sample { brindleAdd: number[]; brindleDel: number[]; ptpAdd: number[]; ptpDel: number[]; brindleVersion: number[];
+  compareAdd: number[]; compareDel: number[]; compareVersion: number[] }
 
 function quantile(xs: number[], q: number): number {
   const s = [...xs].sort((a, b) => a - b);
@@ -32,22 +36,32 @@ function quantile(xs: number[], q: number): number {
 function inner(): void {
   const cfg = JSON.parse(fs.readFileSync(arg('inner')!, 'utf8'));
   const n: number = cfg.n;
-  const baseEnv = (verb: string, cid: string, netns: string): NodeJS.ProcessEnv => {
+  const baseEnv = (verb: string, cid: string, netns: string, cniPath: string = cfg.cniPath): NodeJS.ProcessEnv => {
     const env: NodeJS.ProcessEnv = {
       PATH: '/usr/sbin:/usr/bin:/sbin:/bin', CNI_COMMAND: verb, CNI_CONTAINERID: cid, CNI_NETNS: netns,
-      CNI_IFNAME: 'eth0', CNI_ARGS: 'IgnoreUnknown=1', CNI_PATH: cfg.cniPath, BRINDLE_STATE_DIR: cfg.stateDir,
+      CNI_IFNAME: 'eth0', CNI_ARGS: 'IgnoreUnknown=1', CNI_PATH: cniPath, BRINDLE_STATE_DIR: cfg.stateDir,
     };
     if (process.env.NODE_EXTRA_CA_CERTS) env.NODE_EXTRA_CA_CERTS = process.env.NODE_EXTRA_CA_CERTS;
     return env;
   };
-  const run = (bin: string, verb: string, cid: string, netns: string, conf: string): number => {
+  const run = (bin: string, verb: string, cid: string, netns: string, conf: string, cniPath?: string): number => {
     const t0 = process.hrtime.bigint();
-    const r = spawnSync(bin, [], { env: baseEnv(verb, cid, netns), input: conf, encoding: 'utf8' });
+    const r = spawnSync(bin, [], { env: baseEnv(verb, cid, netns, cniPath), input: conf, encoding: 'utf8' });
     const ms = Number(process.hrtime.bigint() - t0) / 1e6;
     if (r.status !== 0) throw new Error(`${path.basename(bin)} ${verb} failed: ${r.stdout}${r.stderr}`);
     return ms;
   };
-  const s: Sample = { brindleAdd: [], brindleDel: [], ptpAdd: [], ptpDel: [], brindleVersion: [] };
+  const s: Sample = { brindleAdd: [], brindleDel: [], ptpAdd: [], ptpDel: [], brindleVersion: [], compareAdd: [], compareDel: [], compareVersion: [] };
+  const version = (bin: string, into: number[]) => {
+    const t0 = process.hrtime.bigint();
+    spawnSync(bin, [], { env: baseEnv('VERSION', '', ''), input: '{"cniVersion":"1.0.0"}' });
+    into.push(Number(process.hrtime.bigint() - t0) / 1e6);
+  };
+  const compare = () => {
+    if (!cfg.compare) return;
+    s.compareAdd.push(run(cfg.compare, 'ADD', 'benchc', cfg.podC, cfg.compareConf, cfg.compareCniPath));
+    s.compareDel.push(run(cfg.compare, 'DEL', 'benchc', cfg.podC, cfg.compareConf, cfg.compareCniPath));
+  };
   const brindle = () => {
     s.brindleAdd.push(run(cfg.brindle, 'ADD', 'benchb', cfg.podB, cfg.brindleConf));
     s.brindleDel.push(run(cfg.brindle, 'DEL', 'benchb', cfg.podB, cfg.brindleConf));
@@ -57,13 +71,14 @@ function inner(): void {
     s.ptpDel.push(run(cfg.ptp, 'DEL', 'benchp', cfg.podP, cfg.ptpConf));
   };
   // Warm-up (page cache, the extracted native addon), not counted.
-  for (let i = 0; i < 3; i++) { brindle(); ptp(); }
-  s.brindleAdd.length = s.brindleDel.length = s.ptpAdd.length = s.ptpDel.length = 0;
+  for (let i = 0; i < 3; i++) { brindle(); compare(); ptp(); }
+  s.brindleAdd.length = s.brindleDel.length = s.ptpAdd.length = s.ptpDel.length = s.compareAdd.length = s.compareDel.length = 0;
+  const sides = [brindle, compare, ptp];
   for (let i = 0; i < n; i++) {
-    if (i % 2 === 0) { brindle(); ptp(); } else { ptp(); brindle(); }
-    const t0 = process.hrtime.bigint();
-    spawnSync(cfg.brindle, [], { env: baseEnv('VERSION', '', ''), input: '{"cniVersion":"1.0.0"}' });
-    s.brindleVersion.push(Number(process.hrtime.bigint() - t0) / 1e6);
+    // Each side goes first, second and last equally often.
+    for (let k = 0; k < sides.length; k++) sides[(i + k) % sides.length]();
+    version(cfg.brindle, s.brindleVersion);
+    if (cfg.compare) version(cfg.compare, s.compareVersion);
   }
   fs.writeSync(1, JSON.stringify(s));
 }
@@ -77,11 +92,16 @@ function main(): void {
   }
   const load0 = os.loadavg();
   const tag = `bb${process.pid.toString(16)}`;
-  const node = `${tag}node`, podB = `${tag}podb`, podP = `${tag}podp`;
+  const node = `${tag}node`, podB = `${tag}podb`, podP = `${tag}podp`, podC = `${tag}podc`;
+  const compareBin = arg('compare-bin') ? path.resolve(arg('compare-bin')!) : undefined;
+  if (compareBin && !fs.existsSync(compareBin)) {
+    console.error(`${compareBin} not found`);
+    process.exit(2);
+  }
   const root = fs.mkdtempSync(path.join(os.tmpdir(), 'brindle-bench-'));
   const ip = (...a: string[]) => execFileSync('ip', a, { stdio: ['ignore', 'pipe', 'pipe'] });
   try {
-    for (const ns of [node, podB, podP]) { ip('netns', 'add', ns); ip('-n', ns, 'link', 'set', 'lo', 'up'); }
+    for (const ns of [node, podB, podP, ...(compareBin ? [podC] : [])]) { ip('netns', 'add', ns); ip('-n', ns, 'link', 'set', 'lo', 'up'); }
     ip('-n', node, 'link', 'add', 'eth0', 'type', 'veth', 'peer', 'name', 'uplink0');
     ip('-n', node, 'addr', 'add', '198.18.0.1/24', 'dev', 'eth0');
     ip('-n', node, 'link', 'set', 'eth0', 'up');
@@ -91,6 +111,13 @@ function main(): void {
     fs.mkdirSync(cniPath);
     for (const f of ['host-local', 'ptp']) fs.symlinkSync(`/usr/lib/cni/${f}`, path.join(cniPath, f));
     fs.symlinkSync(bin, path.join(cniPath, 'brindle'));
+    // The compared build runs under the same name (the name picks the program) from its own CNI_PATH.
+    const compareCniPath = path.join(root, 'bin-compare');
+    if (compareBin) {
+      fs.mkdirSync(compareCniPath);
+      fs.symlinkSync('/usr/lib/cni/host-local', path.join(compareCniPath, 'host-local'));
+      fs.symlinkSync(compareBin, path.join(compareCniPath, 'brindle'));
+    }
     const ipam = (sub: string) => ({ type: 'host-local', dataDir: path.join(root, 'ipam'), ranges: [[{ subnet: sub }]] });
     const cfg = {
       n, cniPath, stateDir: path.join(root, 'state'),
@@ -98,6 +125,10 @@ function main(): void {
       podB: `/var/run/netns/${podB}`, podP: `/var/run/netns/${podP}`,
       brindleConf: JSON.stringify({ cniVersion: '1.0.0', name: 'benchb', type: 'brindle', log_file_path: path.join(root, 'cni.log'), ipam: ipam('10.244.0.0/24') }),
       ptpConf: JSON.stringify({ cniVersion: '1.0.0', name: 'benchp', type: 'ptp', ipMasq: false, mtu: 1500, ipam: ipam('10.245.0.0/24') }),
+      ...(compareBin ? {
+        compare: path.join(compareCniPath, 'brindle'), compareCniPath, podC: `/var/run/netns/${podC}`,
+        compareConf: JSON.stringify({ cniVersion: '1.0.0', name: 'benchc', type: 'brindle', log_file_path: path.join(root, 'cni-compare.log'), ipam: ipam('10.246.0.0/24') }),
+      } : {}),
     };
     const cfgFile = path.join(root, 'bench.json');
     fs.writeFileSync(cfgFile, JSON.stringify(cfg));
@@ -118,6 +149,13 @@ function main(): void {
       row('brindle DEL', s.brindleDel),
       row('ptp + host-local DEL', s.ptpDel),
       row('brindle VERSION (start-up)', s.brindleVersion),
+      ...(compareBin ? [
+        `compared build: ${compareBin}`,
+        row('compared ADD', s.compareAdd),
+        row('compared DEL', s.compareDel),
+        row('compared VERSION', s.compareVersion),
+        `ratio ADD compared/ptp: ${(quantile(s.compareAdd, 0.5) / quantile(s.ptpAdd, 0.5)).toFixed(2)}, DEL ${(quantile(s.compareDel, 0.5) / quantile(s.ptpDel, 0.5)).toFixed(2)}`,
+      ] : []),
       `ratio ADD brindle/ptp: ${ratioAdd.toFixed(2)} (target <= 3)`,
       `load average ${load0.map((x) => x.toFixed(1)).join(' ')} at start, ${os.loadavg().map((x) => x.toFixed(1)).join(' ')} at end, ${os.cpus().length} cores, node ${process.version}`,
       `ratio DEL brindle/ptp: ${ratioDel.toFixed(2)}`,
@@ -126,7 +164,7 @@ function main(): void {
     const json = arg('json');
     if (json) fs.writeFileSync(json, JSON.stringify({ n, bin, nodeExtraCaCerts: !!process.env.NODE_EXTRA_CA_CERTS, loadStart: load0, loadEnd: os.loadavg(), samples: s, ratioAdd, ratioDel }, null, 2));
   } finally {
-    for (const ns of [podB, podP, node]) { try { ip('netns', 'del', ns); } catch { /* gone */ } }
+    for (const ns of [podB, podP, podC, node]) { try { ip('netns', 'del', ns); } catch { /* gone */ } }
     fs.rmSync(root, { recursive: true, force: true });
   }
 }
