@@ -76,11 +76,18 @@ export class EmbeddedDatastore extends ApplyWrites implements Datastore {
         timeout: busyMs,
         nativeBinding: loadNativeAddon('better_sqlite3') as unknown as string,
       });
-      if (db.pragma('journal_mode', { simple: true }) !== 'wal') db.pragma('journal_mode = WAL');
-      db.pragma('synchronous = NORMAL');
-      if (db.pragma('user_version', { simple: true }) !== SCHEMA_VERSION) {
-        db.transaction(() => db.exec(SCHEMA)).immediate();
-      }
+      // SQLite answers SQLITE_BUSY without calling the busy handler while another connection
+      // opens the WAL index as the first one (recovery, or its switch to WAL): with many plugin
+      // processes starting at once and none holding the database, that happens. Retried here
+      // until the same deadline the busy handler has.
+      const deadline = Date.now() + busyMs;
+      untilNotBusy(deadline, () => {
+        if (db.pragma('journal_mode', { simple: true }) !== 'wal') db.pragma('journal_mode = WAL');
+        db.pragma('synchronous = NORMAL');
+        if (db.pragma('user_version', { simple: true }) !== SCHEMA_VERSION) {
+          db.transaction(() => db.exec(SCHEMA)).immediate();
+        }
+      });
       return db;
     });
     const db = this.db;
@@ -295,6 +302,22 @@ function toDatastoreError(what: string, err: unknown): Error {
 }
 
 /** Runs a synchronous SQLite step, turning SQLite errors into datastore errors. */
+let pause: Int32Array | undefined;
+
+/** Runs `fn` again, after 1–4 ms, while SQLite says SQLITE_BUSY*, until `deadline` (then throws it). */
+function untilNotBusy(deadline: number, fn: () => void): void {
+  for (;;) {
+    try {
+      fn();
+      return;
+    } catch (err) {
+      const code = (err as { code?: unknown })?.code;
+      if (typeof code !== 'string' || !code.startsWith('SQLITE_BUSY') || Date.now() >= deadline) throw err;
+      Atomics.wait((pause ??= new Int32Array(new SharedArrayBuffer(4))), 0, 0, 1 + Math.random() * 3);
+    }
+  }
+}
+
 function wrapSqlite<T>(what: string, fn: () => T): T {
   try {
     return fn();
