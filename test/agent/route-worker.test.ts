@@ -7,6 +7,16 @@ import { RouteProgrammer, netlinkRouteTable, type FlushReport } from '../../lib/
 import { withNetns, netnsPath } from '../../lib/netlink/netns';
 import { NetlinkSocket } from '../../lib/netlink/socket';
 
+/** A namespace with eth0 at 198.18.0.11/24 (its veth peer up beside it) and a netlink socket opened in it. */
+function nodeNamespace(scope: Scope, name: string): { ns: string; nl: NetlinkSocket } {
+  const ns = scope.netns(name);
+  sh('ip', ['-n', ns, 'link', 'add', 'eth0', 'type', 'veth', 'peer', 'name', 'eth0p']);
+  sh('ip', ['-n', ns, 'addr', 'add', '198.18.0.11/24', 'dev', 'eth0']);
+  sh('ip', ['-n', ns, 'link', 'set', 'eth0', 'up']);
+  sh('ip', ['-n', ns, 'link', 'set', 'eth0p', 'up']);
+  return { ns, nl: withNetns(netnsPath(ns), () => NetlinkSocket.open()) };
+}
+
 const flushAsync = (p: RouteProgrammer) => new Promise<FlushReport>((resolve, reject) => {
   if (!p.flushAsync(resolve)) reject(new Error('no async writes'));
 });
@@ -14,12 +24,7 @@ const flushAsync = (p: RouteProgrammer) => new Promise<FlushReport>((resolve, re
 t.test('async route writes in the socket namespace, per-route errors, ordered', async (t) => {
   const scope = new Scope();
   t.teardown(() => scope.cleanup());
-  const ns = scope.netns('rw');
-  sh('ip', ['-n', ns, 'link', 'add', 'eth0', 'type', 'veth', 'peer', 'name', 'eth0p']);
-  sh('ip', ['-n', ns, 'addr', 'add', '198.18.0.11/24', 'dev', 'eth0']);
-  sh('ip', ['-n', ns, 'link', 'set', 'eth0', 'up']);
-  sh('ip', ['-n', ns, 'link', 'set', 'eth0p', 'up']);
-  const nl = withNetns(netnsPath(ns), () => NetlinkSocket.open());
+  const { ns, nl } = nodeNamespace(scope, 'rw');
   t.teardown(() => nl.close());
   // Back in the test's own namespace: the worker must still write into `ns`.
   const p = new RouteProgrammer(netlinkRouteTable(nl));
@@ -55,12 +60,7 @@ t.test('async route writes in the socket namespace, per-route errors, ordered', 
 t.test('main-thread writes (flush, the fallback without the worker): exact destinations and gateways', async (t) => {
   const scope = new Scope();
   t.teardown(() => scope.cleanup());
-  const ns = scope.netns('rs');
-  sh('ip', ['-n', ns, 'link', 'add', 'eth0', 'type', 'veth', 'peer', 'name', 'eth0p']);
-  sh('ip', ['-n', ns, 'addr', 'add', '198.18.0.11/24', 'dev', 'eth0']);
-  sh('ip', ['-n', ns, 'link', 'set', 'eth0', 'up']);
-  sh('ip', ['-n', ns, 'link', 'set', 'eth0p', 'up']);
-  const nl = withNetns(netnsPath(ns), () => NetlinkSocket.open());
+  const { ns, nl } = nodeNamespace(scope, 'rs');
   t.teardown(() => nl.close());
   const p = new RouteProgrammer(netlinkRouteTable(nl));
   // Two shapes alternating in runs, and prefix lengths that vary: every message is templated
