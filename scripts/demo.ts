@@ -6,7 +6,8 @@
 import * as path from 'node:path';
 import { Cluster, brindleBin, pingMatrix, renderMatrix, type NodeInfo, type PingResult } from './cluster/cluster';
 import { alive, demoDir, teardown } from './cluster/state';
-import { queryAgent, type AgentStatus } from '../lib/ctl/node-status';
+import { queryAgent } from '../lib/ctl/node-status';
+import type { AgentStatus } from '../lib/agent/status';
 
 interface Opts { nodes: number; datastore: 'embedded' | 'etcd'; keep: boolean; json: boolean; down: boolean }
 

@@ -48,12 +48,24 @@ export function serveStatus(sockPath: string, status: () => AgentStatus): Promis
   });
 }
 
-/** Asks a running agent for its status (used by brindlectl and tests). */
+/** A status query that failed: the message says why; `notRunning` when nobody listens on the socket. */
+export class StatusQueryError extends Error {
+  override name = 'StatusQueryError';
+  constructor(readonly socketPath: string, message: string, readonly notRunning?: 'no such socket' | 'connection refused') {
+    super(message);
+  }
+}
+
+/**
+ * Asks a running agent for its status (brindlectl node status, tests): sends {"cmd":"status"}
+ * and returns the first reply line, checked to be a status. Fails with StatusQueryError.
+ */
 export function queryStatus(sockPath: string, timeoutMs = 2000): Promise<AgentStatus> {
   return new Promise((resolve, reject) => {
+    const fail = (message: string, notRunning?: 'no such socket' | 'connection refused') => reject(new StatusQueryError(sockPath, message, notRunning));
     const c = net.createConnection(sockPath);
     let buf = '';
-    const timer = setTimeout(() => { c.destroy(); reject(new Error(`agent status ${sockPath}: timed out`)); }, timeoutMs);
+    const timer = setTimeout(() => { c.destroy(); fail(`brindle agent did not answer on ${sockPath} within ${timeoutMs} ms`); }, timeoutMs);
     c.setEncoding('utf8');
     c.on('connect', () => c.write('{"cmd":"status"}\n'));
     c.on('data', (d: string) => {
@@ -61,9 +73,24 @@ export function queryStatus(sockPath: string, timeoutMs = 2000): Promise<AgentSt
       const nl = buf.indexOf('\n');
       if (nl < 0) return;
       clearTimeout(timer);
+      // Half-close rather than destroy: the agent may still be writing its end.
       c.end();
-      try { resolve(JSON.parse(buf.slice(0, nl))); } catch (e) { reject(e); }
+      setTimeout(() => c.destroy(), 200).unref();
+      let v: { error?: unknown; peers?: unknown } | undefined;
+      try { v = JSON.parse(buf.slice(0, nl)); } catch { return fail(`brindle agent sent malformed JSON on ${sockPath}`); }
+      if (v && typeof v.error === 'string') return fail(`brindle agent: ${v.error}`);
+      if (!v || !Array.isArray(v.peers)) return fail(`brindle agent sent an unexpected status reply on ${sockPath}`);
+      resolve(v as AgentStatus);
     });
-    c.on('error', (e) => { clearTimeout(timer); reject(e); });
+    c.on('end', () => {
+      clearTimeout(timer);
+      if (!buf.includes('\n')) fail(`brindle agent closed ${sockPath} without answering`);
+    });
+    c.on('error', (err: NodeJS.ErrnoException) => {
+      clearTimeout(timer);
+      const code = err.code ?? 'error';
+      if (code === 'ENOENT' || code === 'ECONNREFUSED') fail(`brindle agent is not running (${sockPath}: ${code})`, code === 'ENOENT' ? 'no such socket' : 'connection refused');
+      else fail(`cannot reach brindle agent on ${sockPath}: ${code}`);
+    });
   });
 }

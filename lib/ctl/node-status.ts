@@ -1,14 +1,10 @@
 // `brindlectl node status`: asks the local agent over its status socket
 // (`<run dir>/agent.sock`, newline-delimited JSON) and prints the BGP sessions as a table.
-import net = require('node:net');
+import { queryStatus, StatusQueryError, type AgentStatus } from '../agent/status';
 import { CtlError } from './errors';
 import { boxTable } from './output';
 
-export interface PeerRow {
-  address: string; port?: number; asn?: number; type: string; state: string;
-  since?: number; info?: string; received?: number; advertised?: number;
-}
-export interface AgentStatus { node: string; asn: number; routerId: string; peers: PeerRow[]; problems?: string[] }
+export type PeerRow = AgentStatus['peers'][number];
 
 /** The agent is not running (no socket, or nobody listening). Exit code 1. */
 export class AgentNotRunningError extends CtlError {
@@ -18,42 +14,15 @@ export class AgentNotRunningError extends CtlError {
   }
 }
 
-/** Sends {"cmd":"status"} and returns the first reply line, parsed. */
-export function queryAgent(socketPath: string, timeoutMs = 3000): Promise<AgentStatus> {
-  return new Promise((resolve, reject) => {
-    const sock = net.createConnection(socketPath);
-    let buf = '';
-    const timer = setTimeout(() => { sock.destroy(); reject(new CtlError(`brindle agent did not answer on ${socketPath} within ${timeoutMs} ms`)); }, timeoutMs);
-    sock.setEncoding('utf8');
-    sock.on('connect', () => sock.write('{"cmd":"status"}\n'));
-    sock.on('data', (d: string) => {
-      buf += d;
-      const nl = buf.indexOf('\n');
-      if (nl < 0) return;
-      clearTimeout(timer);
-      // Half-close rather than destroy: the agent may still be writing its end.
-      sock.end();
-      setTimeout(() => sock.destroy(), 200).unref();
-      try {
-        const v = JSON.parse(buf.slice(0, nl));
-        if (v && typeof v.error === 'string') return reject(new CtlError(`brindle agent: ${v.error}`));
-        if (!v || !Array.isArray(v.peers)) return reject(new CtlError(`brindle agent sent an unexpected status reply on ${socketPath}`));
-        resolve(v as AgentStatus);
-      } catch {
-        reject(new CtlError(`brindle agent sent malformed JSON on ${socketPath}`));
-      }
-    });
-    sock.on('end', () => {
-      clearTimeout(timer);
-      if (!buf.includes('\n')) reject(new CtlError(`brindle agent closed ${socketPath} without answering`));
-    });
-    sock.on('error', (err: NodeJS.ErrnoException) => {
-      clearTimeout(timer);
-      const code = err.code ?? 'error';
-      if (code === 'ENOENT' || code === 'ECONNREFUSED') reject(new AgentNotRunningError(socketPath, code === 'ENOENT' ? 'no such socket' : 'connection refused'));
-      else reject(new CtlError(`cannot reach brindle agent on ${socketPath}: ${code}`));
-    });
-  });
+/** The agent's status over its socket (lib/agent/status.ts), its failures as CLI errors. */
+export async function queryAgent(socketPath: string, timeoutMs = 3000): Promise<AgentStatus> {
+  try {
+    return await queryStatus(socketPath, timeoutMs);
+  } catch (err) {
+    if (!(err instanceof StatusQueryError)) throw err;
+    if (err.notRunning) throw new AgentNotRunningError(socketPath, err.notRunning);
+    throw new CtlError(err.message);
+  }
 }
 
 const TYPE_TEXT: Record<string, string> = {
