@@ -3,12 +3,12 @@
 // that every plugin start compiles. plugins/main.ts dispatches to the same mains.
 /* eslint-disable @typescript-eslint/no-var-requires */
 import { programName } from './program';
+import { mark } from '../lib/log';
 
 type Main = { main(argv: string[]): Promise<void> };
-const timing = (globalThis as { [k: symbol]: ((l: string) => void) | undefined })[Symbol.for('brindle.timing')];
-timing?.('entry');
+mark('entry');
 const program: Main = programName() === 'brindle-ipam' ? require('./brindle-ipam/main') : require('./brindle/main');
-timing?.('program loaded');
+mark('program loaded');
 program.main([]).catch((err: unknown) => {
   require('node:fs').writeSync(2, `brindle: ${(err as Error)?.stack ?? String(err)}\n`);
   process.exit(1);

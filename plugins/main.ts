@@ -3,9 +3,9 @@
 // `brindle controller`, `brindle install`, `brindle ctl`, `brindle ipam`), then loads only that program.
 /* eslint-disable @typescript-eslint/no-var-requires */
 import { programName } from './program';
+import { mark } from '../lib/log';
 
-const timing = (globalThis as { [k: symbol]: ((l: string) => void) | undefined })[Symbol.for('brindle.timing')];
-timing?.('entry');
+mark('entry');
 
 type Main = { main(argv: string[]): Promise<void> };
 
@@ -34,7 +34,7 @@ declare const BRINDLE_VERSION: string;
 
 const { mod, argv } = pick();
 const program = mod();
-timing?.('program loaded');
+mark('program loaded');
 program.main(argv).catch((err: unknown) => {
   require('node:fs').writeSync(2, `brindle: ${(err as Error)?.stack ?? String(err)}\n`);
   process.exit(1);

@@ -5,6 +5,7 @@ import fs = require('node:fs');
 import { CniError, ERR_DECODE, ERR_INCOMPATIBLE_VERSION, ERR_INTERNAL, ERR_INVALID_CONFIG, ERR_INVALID_ENV, ERR_TRY_AGAIN } from './errors';
 import type { CniRequest, NetConf, Result, Verb } from './types';
 import { compareVersions, CURRENT_VERSION, negotiateVersion, parseResult, resultForVersion, SUPPORTED_VERSIONS } from './version';
+import { mark } from '../log';
 
 export interface Handlers {
   add(req: CniRequest): Promise<Result>;
@@ -216,11 +217,6 @@ export async function runPlugin(handlers: Handlers, about: string, env: NodeJS.P
   }
   if (handlers.exit) handlers.exit(exitCode, ran);
   process.exit(exitCode);
-}
-
-/** BRINDLE_DEBUG_TIMING milestones (see lib/log.ts mark), without loading the log module. */
-function mark(label: string): void {
-  (globalThis as { [k: symbol]: ((l: string) => void) | undefined })[Symbol.for('brindle.timing')]?.(label);
 }
 
 let libcExit: ((code: number) => void) | undefined;
