@@ -2,7 +2,10 @@
 // with `host-local` IPAM, interleaved run by run (alternating which goes first), inside
 // namespaces made here and removed at the end. Prints medians, p90 and the brindle/ptp ratio.
 //
-//   npm run bench -- cni [--n 100] [--bin dist/brindle] [--compare-bin other/brindle] [--json out.json]
+//   npm run bench -- cni [--n 100] [--bin dist/brindle] [--compare-bin other/brindle] [--json out.json] [--timing]
+//
+// --timing: the measured brindle runs print their start-up milestones (BRINDLE_DEBUG_TIMING=1;
+// printing happens at exit), and the medians of each are listed after the table.
 //
 // --compare-bin: a second brindle build (e.g. the previous commit's, built with BRINDLE_DIST_DIR)
 // measured in the same rounds, the three sides taking turns going first.
@@ -21,7 +24,7 @@ function arg(name: string, def?: string): string | undefined {
   return i >= 0 ? process.argv[i + 1] : def;
 }
 
-interface Sample { brindleAdd: number[]; brindleDel: number[]; ptpAdd: number[]; ptpDel: number[]; brindleVersion: number[];
+interface Sample { timing?: Record<string, { wall: number[]; cpu: number[] }>; brindleAdd: number[]; brindleDel: number[]; ptpAdd: number[]; ptpDel: number[]; brindleVersion: number[];
   compareAdd: number[]; compareDel: number[]; compareVersion: number[] }
 
 function quantile(xs: number[], q: number): number {
@@ -42,6 +45,7 @@ function inner(): void {
       CNI_IFNAME: 'eth0', CNI_ARGS: 'IgnoreUnknown=1', CNI_PATH: cniPath, BRINDLE_STATE_DIR: cfg.stateDir,
     };
     if (process.env.NODE_EXTRA_CA_CERTS) env.NODE_EXTRA_CA_CERTS = process.env.NODE_EXTRA_CA_CERTS;
+    if (cfg.timing && cniPath === cfg.cniPath) env.BRINDLE_DEBUG_TIMING = '1';
     return env;
   };
   const run = (bin: string, verb: string, cid: string, netns: string, conf: string, cniPath?: string): number => {
@@ -49,6 +53,14 @@ function inner(): void {
     const r = spawnSync(bin, [], { env: baseEnv(verb, cid, netns, cniPath), input: conf, encoding: 'utf8' });
     const ms = Number(process.hrtime.bigint() - t0) / 1e6;
     if (r.status !== 0) throw new Error(`${path.basename(bin)} ${verb} failed: ${r.stdout}${r.stderr}`);
+    // --timing: the brindle side's start-up milestones (BRINDLE_DEBUG_TIMING lines: wall, cpu, label).
+    if (cfg.timing && bin === cfg.brindle && verb === 'ADD' && s.timing) {
+      for (const m of r.stderr.matchAll(/^\s*([\d.]+)(?:\s+cpu\s+([\d.]+))?\s+(.+)$/gm)) {
+        const t = (s.timing[m[3]] ??= { wall: [], cpu: [] });
+        t.wall.push(Number(m[1]));
+        if (m[2] !== undefined) t.cpu.push(Number(m[2]));
+      }
+    }
     return ms;
   };
   const s: Sample = { brindleAdd: [], brindleDel: [], ptpAdd: [], ptpDel: [], brindleVersion: [], compareAdd: [], compareDel: [], compareVersion: [] };
@@ -73,6 +85,7 @@ function inner(): void {
   // Warm-up (page cache, the extracted native addon), not counted.
   for (let i = 0; i < 3; i++) { brindle(); compare(); ptp(); }
   s.brindleAdd.length = s.brindleDel.length = s.ptpAdd.length = s.ptpDel.length = s.compareAdd.length = s.compareDel.length = 0;
+  if (cfg.timing) s.timing = {};
   const sides = [brindle, compare, ptp];
   for (let i = 0; i < n; i++) {
     // Each side goes first, second and last equally often.
@@ -120,7 +133,7 @@ function main(): void {
     }
     const ipam = (sub: string) => ({ type: 'host-local', dataDir: path.join(root, 'ipam'), ranges: [[{ subnet: sub }]] });
     const cfg = {
-      n, cniPath, stateDir: path.join(root, 'state'),
+      n, cniPath, timing: process.argv.includes('--timing'), stateDir: path.join(root, 'state'),
       brindle: path.join(cniPath, 'brindle'), ptp: path.join(cniPath, 'ptp'),
       podB: `/var/run/netns/${podB}`, podP: `/var/run/netns/${podP}`,
       brindleConf: JSON.stringify({ cniVersion: '1.0.0', name: 'benchb', type: 'brindle', log_file_path: path.join(root, 'cni.log'), ipam: ipam('10.244.0.0/24') }),
@@ -160,6 +173,12 @@ function main(): void {
       `load average ${load0.map((x) => x.toFixed(1)).join(' ')} at start, ${os.loadavg().map((x) => x.toFixed(1)).join(' ')} at end, ${os.cpus().length} cores, node ${process.version}`,
       `ratio DEL brindle/ptp: ${ratioDel.toFixed(2)}`,
     ];
+    if (s.timing) {
+      // Milestones in the order of a run, by median wall time since the process began.
+      lines.push('brindle ADD milestones (--timing; medians, ms since process start):',
+        ...Object.entries(s.timing).sort((a, b) => quantile(a[1].wall, 0.5) - quantile(b[1].wall, 0.5))
+          .map(([k, t]) => `  ${quantile(t.wall, 0.5).toFixed(2).padStart(7)} wall ${t.cpu.length ? quantile(t.cpu, 0.5).toFixed(2).padStart(7) + ' cpu' : ''.padStart(11)}  ${k}`));
+    }
     console.log(lines.join('\n'));
     const json = arg('json');
     if (json) fs.writeFileSync(json, JSON.stringify({ n, bin, nodeExtraCaCerts: !!process.env.NODE_EXTRA_CA_CERTS, loadStart: load0, loadEnd: os.loadavg(), samples: s, ratioAdd, ratioDel }, null, 2));

@@ -6,15 +6,18 @@ import fs = require('node:fs');
 import { CniError, ERR_INCOMPATIBLE_VERSION, ERR_IPAM } from './errors';
 import type { CniRequest, Result, Verb } from './types';
 import { parseResult } from './version';
+import { koffi, libcLib } from '../native/koffi';
 
 /** Finds a plugin binary in CNI_PATH; undefined when absent. */
 export function findInPath(name: string, path: string[]): string | undefined {
   if (!name || name.includes('/')) return undefined;
   for (const dir of path) {
     const file = `${dir}/${name}`;
+    // One stat: a regular file with an execute bit (the plugin runs as root, for whom any x bit
+    // makes it executable; a file that still cannot run fails at posix_spawn with its errno).
     try {
-      fs.accessSync(file, fs.constants.X_OK);
-      if (fs.statSync(file).isFile()) return file;
+      const st = fs.statSync(file, { throwIfNoEntry: false });
+      if (st?.isFile() && (st.mode & 0o111) !== 0) return file;
     } catch { /* next */ }
   }
   return undefined;
@@ -55,7 +58,7 @@ let spawnFns: SpawnFns | undefined;
 function libcSpawn(): SpawnFns {
   if (spawnFns) return spawnFns;
   // eslint-disable-next-line @typescript-eslint/no-var-requires
-  const lib = (require('../native/koffi') as typeof import('../native/koffi')).libcLib();
+  const lib = libcLib();
   const f = (proto: string): Fn => lib.func(proto) as Fn;
   return (spawnFns = {
     posixSpawn: f('int posix_spawn(_Out_ int *pid, const char *path, const void *fa, const void *attr, const char **argv, const char **envp)'),
@@ -88,7 +91,7 @@ const EINTR = 4;
 function spawnPiped(file: string, env: NodeJS.ProcessEnv, input: Buffer): Running {
   const c = libcSpawn();
   // eslint-disable-next-line @typescript-eslint/no-var-requires
-  const { errno } = (require('../native/koffi') as typeof import('../native/koffi')).koffi();
+  const { errno } = koffi();
   const inP = new Int32Array(2), outP = new Int32Array(2);
   if (c.pipe2(inP, O_CLOEXEC) < 0) throw new CniError(ERR_IPAM, `exec ipam plugin ${file}: pipe failed (errno ${errno()})`);
   if (c.pipe2(outP, O_CLOEXEC) < 0) {

@@ -40,7 +40,7 @@ export function validateContainerId(id: string): void {
 export function validateIfname(name: string): void {
   let why = '';
   if (name.length === 0) why = 'interface name is empty';
-  else if (Buffer.byteLength(name) > 15) why = 'interface name is longer than 15 characters';
+  else if ((/^[\x00-\x7f]*$/.test(name) ? name.length : Buffer.byteLength(name)) > 15) why = 'interface name is longer than 15 characters';
   else if (name === '.' || name === '..') why = 'interface name is . or ..';
   else if (/[/:\s]/.test(name)) why = 'interface name contains / or : or whitespace';
   if (why) throw new CniError(ERR_INVALID_ENV, why, name);

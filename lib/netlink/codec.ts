@@ -127,14 +127,18 @@ export class NlWriter {
 
   /** A NUL-terminated string attribute (IFLA_IFNAME, IFLA_INFO_KIND). */
   attrString(type: number, s: string): void {
-    const n = Buffer.byteLength(s);
+    const ascii = isAscii(s);
+    const n = ascii ? s.length : Buffer.byteLength(s);
     const len = NLA_HDRLEN + n + 1;
     this.ensure(align4(len) + 4);
     this.dv.setUint16(this.off, len, LE);
     this.dv.setUint16(this.off + 2, type, LE);
-    // Buffer.write on a view of our buffer: no intermediate allocation.
-    Buffer.from(this.buf.buffer, this.buf.byteOffset, this.buf.length).write(s, this.off + NLA_HDRLEN, 'utf8');
-    this.buf[this.off + NLA_HDRLEN + n] = 0;
+    const at = this.off + NLA_HDRLEN;
+    // Names and kinds are ASCII: copied by hand, which spares a short-lived plugin the first-call
+    // cost of Buffer's encoders. Anything else: Buffer.write on a view of our buffer.
+    if (ascii) for (let i = 0; i < n; i++) this.buf[at + i] = s.charCodeAt(i);
+    else Buffer.from(this.buf.buffer, this.buf.byteOffset, this.buf.length).write(s, at, 'utf8');
+    this.buf[at + n] = 0;
     this.off += len;
     this.pad();
   }
@@ -316,7 +320,21 @@ export function attrU32(v: Uint8Array): number {
 /** A string attribute value, up to the first NUL. */
 export function attrString(v: Uint8Array): string {
   const nul = v.indexOf(0);
-  return Buffer.from(v.buffer, v.byteOffset, nul < 0 ? v.length : nul).toString('utf8');
+  const n = nul < 0 ? v.length : nul;
+  // ASCII (interface names, kinds) without Buffer's decoder; UTF-8 otherwise.
+  let s = '';
+  for (let i = 0; i < n; i++) {
+    const c = v[i];
+    if (c >= 0x80) return Buffer.from(v.buffer, v.byteOffset, n).toString('utf8');
+    s += String.fromCharCode(c);
+  }
+  return s;
+}
+
+/** True when every UTF-16 unit of `s` is 7-bit (so its UTF-8 bytes are its char codes). */
+export function isAscii(s: string): boolean {
+  for (let i = 0; i < s.length; i++) if (s.charCodeAt(i) >= 0x80) return false;
+  return true;
 }
 
 /** A decoded NLMSG_ERROR: errno 0 is an ACK. */

@@ -29,8 +29,16 @@ function ownIpam(): IpamApi {
   m.setExitAfterVerb?.(!inGc);
   return m;
 }
-function pod(): typeof import('../../lib/dataplane/pod') { return require('../../lib/dataplane/pod'); }
-function delegate(): typeof import('../../lib/cni/delegate') { return require('../../lib/cni/delegate'); }
+// Modules the verbs load on first use, once each: esbuild's require() of an ES module builds a
+// fresh copy of its exports object on every call.
+let podMod: typeof import('../../lib/dataplane/pod') | undefined;
+let delegateMod: typeof import('../../lib/cni/delegate') | undefined;
+let socketMod: typeof import('../../lib/netlink/socket') | undefined;
+let linkMod: typeof import('../../lib/netlink/link') | undefined;
+function pod(): typeof import('../../lib/dataplane/pod') { return (podMod ??= require('../../lib/dataplane/pod')); }
+function delegate(): typeof import('../../lib/cni/delegate') { return (delegateMod ??= require('../../lib/cni/delegate')); }
+function netlinkSocket(): typeof import('../../lib/netlink/socket') { return (socketMod ??= require('../../lib/netlink/socket')); }
+function netlinkLink(): typeof import('../../lib/netlink/link') { return (linkMod ??= require('../../lib/netlink/link')); }
 
 function ipamType(req: CniRequest): string {
   const t = req.config.ipam?.type;
@@ -57,19 +65,30 @@ function plainIp(address: string): string { return address.split('/')[0]; }
 
 async function add(req: CniRequest): Promise<Result> {
   setup(req);
-  const dp = pod();
-  const { NetlinkSocket } = require('../../lib/netlink/socket') as typeof import('../../lib/netlink/socket');
-  const { getLink } = require('../../lib/netlink/link') as typeof import('../../lib/netlink/link');
   const net = req.config.name;
-  const hostIfname = vethName(req);
-
-  mark('add: modules');
-  const nlHost = NetlinkSocket.open();
+  // A repeated ADD for the same attachment returns what the first one built (checked below).
+  const prev = readAttachment(net, req.containerId, req.ifname);
+  // A delegated IPAM plugin (a process of its own) starts first thing and runs while this
+  // process loads the dataplane, opens netlink, checks the pod namespace and creates the veth
+  // pair (which needs no address): the slowest steps of an ADD overlap. Every failure from
+  // here on waits for it and releases what it allocated. Not for a repeated ADD: its address
+  // is already held, and an IPAM DEL to undo a second ADD would release that one.
+  const delegated = ipamType(req) !== OWN_IPAM;
+  const early = delegated && !prev ? delegate().startDelegateIpam(req, 'ADD') : undefined;
+  if (early) mark('add: ipam spawned');
+  let nlHost: Nl;
+  try {
+    nlHost = netlinkSocket().NetlinkSocket.open();
+  } catch (err) {
+    if (early) await abandonIpam(req, early);
+    throw err;
+  }
   mark('add: netlink open');
+  const dp = pod();
+  const { getLink } = netlinkLink();
+  const hostIfname = vethName(req);
   let nlPod: Nl | undefined;
   try {
-    // A repeated ADD for the same attachment returns what the first one built.
-    const prev = readAttachment(net, req.containerId, req.ifname);
     if (prev) {
       const link = getLink(nlHost, prev.hostIfname);
       if (prev.netns === req.netns && link && link.index === prev.hostIndex) {
@@ -80,12 +99,8 @@ async function add(req: CniRequest): Promise<Result> {
       await undo(req, nlHost, prev.hostIfname, prev.hostIndex, true);
     }
 
-    // A delegated IPAM plugin (a process of its own) starts now and runs while we check the pod
-    // namespace and create the veth pair (which needs no address): the slowest steps of an ADD
-    // overlap. Every failure from here on waits for it and releases what it allocated (undo).
-    const delegated = ipamType(req) !== OWN_IPAM;
-    const pending = delegated ? delegate().startDelegateIpam(req, 'ADD') : undefined;
-    mark('add: ipam spawned');
+    const pending = early ?? (delegated ? delegate().startDelegateIpam(req, 'ADD') : undefined);
+    if (pending && !early) mark('add: ipam spawned');
     let ipamRes: Result;
     let links: import('../../lib/dataplane/pod').PodLinks | undefined;
     const spec = { netns: req.netns, ifname: req.ifname, hostIfname, mtu: 0 };
@@ -114,12 +129,11 @@ async function add(req: CniRequest): Promise<Result> {
       if (pending) {
         // The checks above may fail before any veth exists (and on a name that is not ours):
         // the veth is removed only once we began making it; the address is always released.
-        try { pending.finish(); } catch { /* the first error is the one reported */ }
         log.error('add failed, undoing', { err: String((err as Error)?.message ?? err) });
         if (creating) {
           try { dp.teardownPod(nlHost, hostIfname); } catch (e) { log.error('undo: delete veth failed', { hostIfname, err: String(e) }); }
         }
-        try { await ipamDel(req); } catch (e) { log.error('undo: ipam del failed', { err: String(e) }); }
+        await abandonIpam(req, pending);
       }
       throw err;
     }
@@ -180,6 +194,12 @@ async function add(req: CniRequest): Promise<Result> {
   }
 }
 
+/** After a failed ADD: waits for the delegated IPAM plugin it started, then releases whatever it allocated. */
+async function abandonIpam(req: CniRequest, pending: { finish(): unknown }): Promise<void> {
+  try { pending.finish(); } catch { /* the first error is the one reported */ }
+  try { await ipamDel(req); } catch (e) { log.error('undo: ipam del failed', { err: String(e) }); }
+}
+
 /** Undoes an attachment: its veth (when still ours), its addresses (IPAM DEL), its record. */
 async function undo(req: CniRequest, nlHost: Nl, hostIfname: string,
   hostIndex: number | undefined, removeRecord: boolean): Promise<void> {
@@ -198,7 +218,7 @@ async function undo(req: CniRequest, nlHost: Nl, hostIfname: string,
 }
 
 function ownsLink(nlHost: Nl, hostIfname: string, hostIndex: number): boolean {
-  const { getLink } = require('../../lib/netlink/link') as typeof import('../../lib/netlink/link');
+  const { getLink } = netlinkLink();
   const link = getLink(nlHost, hostIfname);
   return !link || link.index === hostIndex;
 }
@@ -206,7 +226,7 @@ function ownsLink(nlHost: Nl, hostIfname: string, hostIndex: number): boolean {
 async function del(req: CniRequest): Promise<void> {
   setup(req);
   const dp = pod();
-  const { NetlinkSocket } = require('../../lib/netlink/socket') as typeof import('../../lib/netlink/socket');
+  const { NetlinkSocket } = netlinkSocket();
   const net = req.config.name;
   const rec = readAttachment(net, req.containerId, req.ifname);
   const hostIfname = rec?.hostIfname ?? vethName(req);
@@ -299,7 +319,7 @@ async function gc(req: CniRequest): Promise<void> {
   const valid = new Set((Array.isArray(raw) ? raw : []).map((a) => `${a?.containerID}\u0000${a?.ifname}`));
   const net = req.config.name;
   const dp = pod();
-  const { NetlinkSocket } = require('../../lib/netlink/socket') as typeof import('../../lib/netlink/socket');
+  const { NetlinkSocket } = netlinkSocket();
   const nlHost = NetlinkSocket.open();
   const errors: string[] = [];
   try {

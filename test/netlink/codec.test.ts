@@ -3,7 +3,7 @@
 // ever raise NetlinkDecodeError with the right code.
 import t from 'tap';
 import {
-  NlWriter, decodeAttrs, decodeError, decodeMessages, decodeNextHops, encodeError, writeIp4,
+  NlWriter, attrString, decodeAttrs, decodeError, decodeMessages, decodeNextHops, encodeError, writeIp4,
 } from '../../lib/netlink/codec';
 import { NetlinkDecodeError } from '../../lib/netlink/errors';
 import { decodeRoute, encodeRouteRequest, type Route } from '../../lib/netlink/route';
@@ -387,4 +387,19 @@ t.test('encoders reject bad input with TypeError', async (t) => {
   t.throws(() => encodeAddrRequest(1, '10.0.0.1'), TypeError);
   t.throws(() => encodeAddrRequest(1, '10.0.0.1/40'), TypeError);
   t.throws(() => encodeNeighRequest({ index: 1, family: 4, ip: '10.0.0.1', mac: 'zz:00:00:00:00:00' }), TypeError);
+});
+
+t.test('string attributes: the ASCII fast path and UTF-8 give the bytes Buffer gives', async (t) => {
+  for (const s of ['eth0', 'bria875574dc2e', '', 'a\u00e9b', '\u7f51\u53e31', 'x\u{1f600}', 'tab\tname']) {
+    const w = new NlWriter(8);
+    w.attrString(3, s);
+    const bytes = Buffer.from(s, 'utf8');
+    const want = Buffer.alloc(((4 + bytes.length + 1) + 3) & ~3);
+    want.writeUInt16LE(4 + bytes.length + 1, 0);
+    want.writeUInt16LE(3, 2);
+    bytes.copy(want, 4);
+    t.same(Buffer.from(w.view()), want, `encode ${JSON.stringify(s)}`);
+    const attrs = decodeAttrs(w.view(), 0);
+    t.equal(attrString(attrs[3]!), s, `decode ${JSON.stringify(s)}`);
+  }
 });
