@@ -6,6 +6,7 @@ import { CniError, ERR_DECODE, ERR_INCOMPATIBLE_VERSION, ERR_INTERNAL, ERR_INVAL
 import type { CniRequest, NetConf, Result, Verb } from './types';
 import { compareVersions, CURRENT_VERSION, negotiateVersion, parseResult, resultForVersion, SUPPORTED_VERSIONS } from './version';
 import { mark } from '../log';
+import { libcLib } from '../native/koffi';
 
 export interface Handlers {
   add(req: CniRequest): Promise<Result>;
@@ -238,7 +239,6 @@ export function fastExit(code: number): never {
   }
   try {
     if (!libcExit) {
-      const { libcLib } = require('../native/koffi') as typeof import('../native/koffi');
       libcExit = libcLib().func('void _exit(int status)') as (code: number) => void;
     }
     libcExit(code);

@@ -7,7 +7,13 @@ import type { CniRequest, Result } from '../../lib/cni/types';
 import { listAttachments, readAttachment, removeAttachment, writeAttachment, type Attachment } from '../../lib/cni/attachments';
 import { hostVethName } from '../../lib/dataplane/naming';
 import { configureLog, isoTime, log, mark } from '../../lib/log';
-import type { NetlinkSocket as Nl } from '../../lib/netlink/socket';
+// The dataplane and netlink modules are imported statically (not required on first use): every
+// ADD/DEL/CHECK needs them, and esbuild then hoists them into the bundle's scope, with no module
+// wrapper or exports object to build at start-up.
+import { NetlinkSocket, type NetlinkSocket as Nl } from '../../lib/netlink/socket';
+import { getLink } from '../../lib/netlink/link';
+import * as dp from '../../lib/dataplane/pod';
+import { delegateIpam, findInPath, pluginSupports, startDelegateIpam } from '../../lib/cni/delegate';
 
 const ABOUT = 'brindle CNI plugin: BGP-routed pod networking';
 const OWN_IPAM = 'brindle-ipam';
@@ -29,16 +35,7 @@ function ownIpam(): IpamApi {
   m.setExitAfterVerb?.(!inGc);
   return m;
 }
-// Modules the verbs load on first use, once each: esbuild's require() of an ES module builds a
-// fresh copy of its exports object on every call.
-let podMod: typeof import('../../lib/dataplane/pod') | undefined;
-let delegateMod: typeof import('../../lib/cni/delegate') | undefined;
-let socketMod: typeof import('../../lib/netlink/socket') | undefined;
-let linkMod: typeof import('../../lib/netlink/link') | undefined;
-function pod(): typeof import('../../lib/dataplane/pod') { return (podMod ??= require('../../lib/dataplane/pod')); }
-function delegate(): typeof import('../../lib/cni/delegate') { return (delegateMod ??= require('../../lib/cni/delegate')); }
-function netlinkSocket(): typeof import('../../lib/netlink/socket') { return (socketMod ??= require('../../lib/netlink/socket')); }
-function netlinkLink(): typeof import('../../lib/netlink/link') { return (linkMod ??= require('../../lib/netlink/link')); }
+
 
 function ipamType(req: CniRequest): string {
   const t = req.config.ipam?.type;
@@ -49,7 +46,7 @@ function ipamType(req: CniRequest): string {
 async function ipamDel(req: CniRequest): Promise<void> {
   const type = ipamType(req);
   if (type === OWN_IPAM) return ownIpam().ipamDel(req);
-  delegate().delegateIpam(req, 'DEL');
+  delegateIpam(req, 'DEL');
 }
 
 function setup(req: CniRequest): void {
@@ -74,18 +71,16 @@ async function add(req: CniRequest): Promise<Result> {
   // here on waits for it and releases what it allocated. Not for a repeated ADD: its address
   // is already held, and an IPAM DEL to undo a second ADD would release that one.
   const delegated = ipamType(req) !== OWN_IPAM;
-  const early = delegated && !prev ? delegate().startDelegateIpam(req, 'ADD') : undefined;
+  const early = delegated && !prev ? startDelegateIpam(req, 'ADD') : undefined;
   if (early) mark('add: ipam spawned');
   let nlHost: Nl;
   try {
-    nlHost = netlinkSocket().NetlinkSocket.open();
+    nlHost = NetlinkSocket.open();
   } catch (err) {
     if (early) await abandonIpam(req, early);
     throw err;
   }
   mark('add: netlink open');
-  const dp = pod();
-  const { getLink } = netlinkLink();
   const hostIfname = vethName(req);
   let nlPod: Nl | undefined;
   try {
@@ -99,7 +94,7 @@ async function add(req: CniRequest): Promise<Result> {
       await undo(req, nlHost, prev.hostIfname, prev.hostIndex, true);
     }
 
-    const pending = early ?? (delegated ? delegate().startDelegateIpam(req, 'ADD') : undefined);
+    const pending = early ?? (delegated ? startDelegateIpam(req, 'ADD') : undefined);
     if (pending && !early) mark('add: ipam spawned');
     let ipamRes: Result;
     let links: import('../../lib/dataplane/pod').PodLinks | undefined;
@@ -203,7 +198,6 @@ async function abandonIpam(req: CniRequest, pending: { finish(): unknown }): Pro
 /** Undoes an attachment: its veth (when still ours), its addresses (IPAM DEL), its record. */
 async function undo(req: CniRequest, nlHost: Nl, hostIfname: string,
   hostIndex: number | undefined, removeRecord: boolean): Promise<void> {
-  const dp = pod();
   try {
     if (hostIndex === undefined || ownsLink(nlHost, hostIfname, hostIndex)) dp.teardownPod(nlHost, hostIfname);
   } catch (err) {
@@ -218,22 +212,19 @@ async function undo(req: CniRequest, nlHost: Nl, hostIfname: string,
 }
 
 function ownsLink(nlHost: Nl, hostIfname: string, hostIndex: number): boolean {
-  const { getLink } = netlinkLink();
   const link = getLink(nlHost, hostIfname);
   return !link || link.index === hostIndex;
 }
 
 async function del(req: CniRequest): Promise<void> {
   setup(req);
-  const dp = pod();
-  const { NetlinkSocket } = netlinkSocket();
   const net = req.config.name;
   const rec = readAttachment(net, req.containerId, req.ifname);
   const hostIfname = rec?.hostIfname ?? vethName(req);
   // A delegated IPAM releases while the kernel removes the veth (a link deletion waits for the
   // kernel to let go of the device, the slowest step of a DEL); both are waited for.
   const type = ipamType(req);
-  const pending = type === OWN_IPAM ? undefined : delegate().startDelegateIpam(req, 'DEL');
+  const pending = type === OWN_IPAM ? undefined : startDelegateIpam(req, 'DEL');
   const nlHost = NetlinkSocket.open();
   try {
     let mine: boolean;
@@ -266,13 +257,12 @@ async function check(req: CniRequest): Promise<void> {
   if (ips.length === 0) throw new CniError(ERR_CHECK_FAILED, `no address for interface ${req.ifname} in prevResult`);
   const rec = readAttachment(req.config.name, req.containerId, req.ifname);
   const hostIfname = rec?.hostIfname ?? ifaces.find((i) => !i.sandbox && i.name.startsWith('bri'))?.name ?? vethName(req);
-  const dp = pod();
   dp.withPodSockets(req.netns, (nlHost, nlPod) => dp.checkPod(nlHost, nlPod, {
     netns: req.netns, ifname: req.ifname, hostIfname, ips, mtu: rec?.mtu ?? podIf.mtu ?? 0, podMac: podIf.mac,
   }));
   const type = ipamType(req);
   if (type === OWN_IPAM) await ownIpam().ipamCheck(req);
-  else delegate().delegateIpam(req, 'CHECK');
+  else delegateIpam(req, 'CHECK');
 }
 
 const DATASTORE_KEYS = ['datastore_type', 'etcd_endpoints', 'embedded_path', 'kubernetes'];
@@ -299,12 +289,11 @@ async function status(req: CniRequest): Promise<void> {
       throw new CniError(ERR_PLUGIN_NOT_AVAILABLE, `datastore not available: ${(err as Error)?.message ?? err}`);
     }
   }
-  const d = delegate();
-  const file = d.findInPath(type, req.path);
+  const file = findInPath(type, req.path);
   if (!file) throw new CniError(ERR_PLUGIN_NOT_AVAILABLE, `ipam plugin ${type} not found in CNI_PATH`);
-  if (d.pluginSupports(file, '1.1.0')) {
+  if (pluginSupports(file, '1.1.0')) {
     try {
-      d.delegateIpam(req, 'STATUS');
+      delegateIpam(req, 'STATUS');
     } catch (err) {
       if (err instanceof CniError && err.code >= 50 && err.code <= 99) throw err;
       throw new CniError(ERR_PLUGIN_NOT_AVAILABLE, `ipam ${type} status: ${(err as Error)?.message ?? err}`);
@@ -318,8 +307,6 @@ async function gc(req: CniRequest): Promise<void> {
   const raw = req.config['cni.dev/valid-attachments'];
   const valid = new Set((Array.isArray(raw) ? raw : []).map((a) => `${a?.containerID}\u0000${a?.ifname}`));
   const net = req.config.name;
-  const dp = pod();
-  const { NetlinkSocket } = netlinkSocket();
   const nlHost = NetlinkSocket.open();
   const errors: string[] = [];
   try {
