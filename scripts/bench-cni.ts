@@ -136,11 +136,13 @@ function main(): void {
       n, cniPath, timing: process.argv.includes('--timing'), stateDir: path.join(root, 'state'),
       brindle: path.join(cniPath, 'brindle'), ptp: path.join(cniPath, 'ptp'),
       podB: `/var/run/netns/${podB}`, podP: `/var/run/netns/${podP}`,
-      brindleConf: JSON.stringify({ cniVersion: '1.0.0', name: 'benchb', type: 'brindle', log_file_path: path.join(root, 'cni.log'), ipam: ipam('10.244.0.0/24') }),
+      // Both plugins get the same explicit MTU (`brindle install` writes the detected one into the
+      // conflist, as Calico's installer does; ptp never detects).
+      brindleConf: JSON.stringify({ cniVersion: '1.0.0', name: 'benchb', type: 'brindle', mtu: 1500, log_file_path: path.join(root, 'cni.log'), ipam: ipam('10.244.0.0/24') }),
       ptpConf: JSON.stringify({ cniVersion: '1.0.0', name: 'benchp', type: 'ptp', ipMasq: false, mtu: 1500, ipam: ipam('10.245.0.0/24') }),
       ...(compareBin ? {
         compare: path.join(compareCniPath, 'brindle'), compareCniPath, podC: `/var/run/netns/${podC}`,
-        compareConf: JSON.stringify({ cniVersion: '1.0.0', name: 'benchc', type: 'brindle', log_file_path: path.join(root, 'cni-compare.log'), ipam: ipam('10.246.0.0/24') }),
+        compareConf: JSON.stringify({ cniVersion: '1.0.0', name: 'benchc', type: 'brindle', mtu: 1500, log_file_path: path.join(root, 'cni-compare.log'), ipam: ipam('10.246.0.0/24') }),
       } : {}),
     };
     const cfgFile = path.join(root, 'bench.json');
@@ -153,7 +155,7 @@ function main(): void {
     const ratioAdd = quantile(s.brindleAdd, 0.5) / quantile(s.ptpAdd, 0.5);
     const ratioDel = quantile(s.brindleDel, 0.5) / quantile(s.ptpDel, 0.5);
     const lines = [
-      `CNI latency, ${n} interleaved runs each (ms), cniVersion 1.0.0, host-local IPAM for both`,
+      `CNI latency, ${n} interleaved runs each (ms), cniVersion 1.0.0, host-local IPAM and mtu 1500 for both`,
       `brindle: ${bin}`,
       `NODE_EXTRA_CA_CERTS: ${process.env.NODE_EXTRA_CA_CERTS ? `set (${process.env.NODE_EXTRA_CA_CERTS}) and passed to the plugins` : 'not set'}`,
       `${'case'.padEnd(26)} ${'median'.padStart(8)} ${'p90'.padStart(8)}`,

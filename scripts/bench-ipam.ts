@@ -190,8 +190,8 @@ function addLatency(): string {
     sh(['netns', 'add', nodeNs]); made.push(nodeNs);
     sh(['-n', nodeNs, 'link', 'set', 'lo', 'up']);
     const confs = {
-      brindle: { cniVersion: '1.0.0', name: 'benchnet', type: 'brindle', nodename: 'bench', embedded_path: path.join(tmp, 'db'), log_file_path: path.join(tmp, 'cni.log'), ipam: { type: 'brindle-ipam' } },
-      ptp: { cniVersion: '1.0.0', name: 'benchptp', type: 'ptp', ipam: { type: 'host-local', subnet: '10.99.0.0/16', dataDir: path.join(tmp, 'hl') } },
+      brindle: { cniVersion: '1.0.0', name: 'benchnet', type: 'brindle', mtu: 1500, nodename: 'bench', embedded_path: path.join(tmp, 'db'), log_file_path: path.join(tmp, 'cni.log'), ipam: { type: 'brindle-ipam' } },
+      ptp: { cniVersion: '1.0.0', name: 'benchptp', type: 'ptp', mtu: 1500, ipam: { type: 'host-local', subnet: '10.99.0.0/16', dataDir: path.join(tmp, 'hl') } },
     };
     const bins: Record<string, { exe: string; path: string }> = { brindle: { exe: path.join(dist, 'brindle'), path: dist }, ptp: { exe: '/usr/lib/cni/ptp', path: '/usr/lib/cni' } };
     const times: Record<string, number[]> = { brindle: [], ptp: [] };

@@ -97,20 +97,12 @@ function hostSysctls(ifname: string, hasV6: boolean): [string, string][] {
 /** The two ends of a pod's veth right after creation (see createPodLinks). */
 export interface PodLinks { host: Link; pod: Link }
 
-/**
- * Builds the pod's wiring. `nlHost` is a socket in the node's namespace (the one we run in),
- * `nlPod` one opened inside the pod's. Throws CniError 101 naming the failed step; the caller undoes.
- */
-export function setupPod(nlHost: NetlinkSocket, nlPod: NetlinkSocket, spec: PodSpec): PodWiring {
-  return configurePod(nlHost, nlPod, createPodLinks(nlHost, nlPod, spec), spec);
-}
-
 function step<T>(what: string, fn: () => T): T {
   try { return fn(); } catch (err) { throw dataplaneError(err, what); }
 }
 
 /**
- * First half of setupPod, which needs no address: the veth pair (the slow part in the
+ * First half of a pod's wiring, which needs no address: the veth pair (the slow part in the
  * kernel), both ends looked up. The plugin runs it while a delegated IPAM plugin is working.
  */
 export function createPodLinks(nlHost: NetlinkSocket, nlPod: NetlinkSocket, spec: Omit<PodSpec, 'ips'>): PodLinks {
@@ -118,19 +110,35 @@ export function createPodLinks(nlHost: NetlinkSocket, nlPod: NetlinkSocket, spec
   // The peer is created directly in the pod namespace (IFLA_NET_NS_FD): no move, no rename.
   const fd = step(`open netns ${netns}`, () => openNetns(netns));
   try {
-    step(`add veth ${hostIfname} peer ${ifname}`, () =>
-      addVeth(nlHost, { name: hostIfname, peerName: ifname, peerNetnsFd: fd, mtu, mac: HOST_MAC }));
+    addVeth(nlHost, { name: hostIfname, peerName: ifname, peerNetnsFd: fd, mtu, mac: HOST_MAC });
+  } catch (err) {
+    // Nothing was made: a name already taken (on either side) is the caller's to diagnose.
+    if (err instanceof NetlinkError && err.exists) throw new VethExistsError(hostIfname, ifname, netns);
+    throw dataplaneError(err, `add veth ${hostIfname} peer ${ifname}`);
   } finally {
     closeFd(fd);
   }
-  const host = step(`get link ${hostIfname}`, () => getLink(nlHost, hostIfname));
-  if (!host) throw new CniError(ERR_DATAPLANE, `link ${hostIfname} vanished after creation`);
-  const pod = step(`get link ${ifname} in ${netns}`, () => getLink(nlPod, ifname));
-  if (!pod) throw new CniError(ERR_DATAPLANE, `link ${ifname} not found in netns ${netns} after creation`);
-  return { host, pod };
+  try {
+    const host = step(`get link ${hostIfname}`, () => getLink(nlHost, hostIfname));
+    if (!host) throw new CniError(ERR_DATAPLANE, `link ${hostIfname} vanished after creation`);
+    const pod = step(`get link ${ifname} in ${netns}`, () => getLink(nlPod, ifname));
+    if (!pod) throw new CniError(ERR_DATAPLANE, `link ${ifname} not found in netns ${netns} after creation`);
+    return { host, pod };
+  } catch (err) {
+    // The pair exists but is not usable: removed here, so a failure leaves nothing behind.
+    try { teardownPod(nlHost, hostIfname); } catch { /* the first error is the one reported */ }
+    throw err;
+  }
 }
 
-/** Second half of setupPod: sysctls, links up, the addresses and the routes. */
+/** createPodLinks found a name taken: the host side in this namespace or `ifname` in the pod's. */
+export class VethExistsError extends CniError {
+  constructor(readonly hostIfname: string, readonly ifname: string, readonly netns: string) {
+    super(ERR_DATAPLANE, `add veth ${hostIfname} peer ${ifname}: file exists`);
+  }
+}
+
+/** Second half of a pod's wiring (after createPodLinks): sysctls, links up, the addresses and the routes. */
 export function configurePod(nlHost: NetlinkSocket, nlPod: NetlinkSocket, links: PodLinks, spec: PodSpec): PodWiring {
   const { hostIfname, ifname, netns } = spec;
   const { host, pod } = links;

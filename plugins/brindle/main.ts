@@ -96,60 +96,41 @@ async function add(req: CniRequest): Promise<Result> {
 
     const pending = early ?? (delegated ? startDelegateIpam(req, 'ADD') : undefined);
     if (pending && !early) mark('add: ipam spawned');
-    let ipamRes: Result;
-    let links: import('../../lib/dataplane/pod').PodLinks | undefined;
     const spec = { netns: req.netns, ifname: req.ifname, hostIfname, mtu: 0 };
-    let creating = false;
+    let links: dp.PodLinks;
     try {
       try {
         nlPod = dp.openNetlinkIn(req.netns);
       } catch (err) {
         throw new CniError(4, `netns ${req.netns}: cannot enter`, err instanceof Error ? err.message : undefined);
       }
-      if (getLink(nlPod, req.ifname)) throw new CniError(ERR_DATAPLANE, `interface ${req.ifname} already exists in netns ${req.netns}`);
-      const stale = getLink(nlHost, hostIfname);
-      if (stale) {
-        // A previous sandbox of the same pod left its veth (same name by design): replace it.
-        log.warn('deleting stale host veth', { hostIfname, index: stale.index });
-        dp.teardownPod(nlHost, hostIfname);
-      }
       spec.mtu = dp.podMtu(nlHost, req.config as { mtu?: unknown; encapsulation?: unknown });
-      mark('add: checks done');
-      if (pending) {
-        creating = true;
-        links = dp.createPodLinks(nlHost, nlPod, spec);
-        mark('add: veth made');
-      }
+      // The veth pair needs no address, so it is made while a delegated IPAM plugin works.
+      links = createLinks(nlHost, nlPod, spec);
+      mark('add: veth made');
     } catch (err) {
+      // No veth of ours is left here (createPodLinks removes a pair it could not finish, and a
+      // name that is taken may not be ours); a started IPAM plugin is waited for and released.
       if (pending) {
-        // The checks above may fail before any veth exists (and on a name that is not ours):
-        // the veth is removed only once we began making it; the address is always released.
         log.error('add failed, undoing', { err: String((err as Error)?.message ?? err) });
-        if (creating) {
-          try { dp.teardownPod(nlHost, hostIfname); } catch (e) { log.error('undo: delete veth failed', { hostIfname, err: String(e) }); }
-        }
         await abandonIpam(req, pending);
       }
       throw err;
     }
     const mtu = spec.mtu;
-    if (pending) {
-      try {
-        ipamRes = pending.finish()!;
-        mark('add: ipam done');
-      } catch (err) {
-        log.error('ipam add failed, removing the veth', { err: String((err as Error)?.message ?? err) });
-        try { dp.teardownPod(nlHost, hostIfname); } catch (e) { log.error('undo: delete veth failed', { hostIfname, err: String(e) }); }
-        throw err;
-      }
-    } else {
-      ipamRes = await ownIpam().ipamAdd(req);
+    let ipamRes: Result;
+    try {
+      ipamRes = pending ? pending.finish()! : await ownIpam().ipamAdd(req);
+      mark('add: ipam done');
+    } catch (err) {
+      log.error('ipam add failed, removing the veth', { err: String((err as Error)?.message ?? err) });
+      try { dp.teardownPod(nlHost, hostIfname); } catch (e) { log.error('undo: delete veth failed', { hostIfname, err: String(e) }); }
+      throw err;
     }
-    if (!links) mark('add: ipam done');
     const ips = (ipamRes.ips ?? []).map((i) => plainIp(i.address));
     try {
       if (ips.length === 0) throw new CniError(ERR_IPAM, `ipam ${ipamType(req)} returned no address`);
-      const w = links ? dp.configurePod(nlHost, nlPod, links, { ...spec, ips }) : dp.setupPod(nlHost, nlPod, { ...spec, ips });
+      const w = dp.configurePod(nlHost, nlPod, links, { ...spec, ips });
       const hasV4 = ips.some((ip) => !ip.includes(':'));
       const hasV6 = ips.some((ip) => ip.includes(':'));
       const result: Result = {
@@ -186,6 +167,25 @@ async function add(req: CniRequest): Promise<Result> {
   } finally {
     nlPod?.close();
     nlHost.close();
+  }
+}
+
+/**
+ * Makes the pod's veth pair without checking the names first (two lookups saved on every ADD);
+ * when a name is taken, finds out which: the pod already has `ifname` → that error; the host
+ * side is a previous sandbox's of the same pod (same name by design) → replaced.
+ */
+function createLinks(nlHost: Nl, nlPod: Nl, spec: { netns: string; ifname: string; hostIfname: string; mtu: number }): dp.PodLinks {
+  try {
+    return dp.createPodLinks(nlHost, nlPod, spec);
+  } catch (err) {
+    if (!(err instanceof dp.VethExistsError)) throw err;
+    if (getLink(nlPod, spec.ifname)) throw new CniError(ERR_DATAPLANE, `interface ${spec.ifname} already exists in netns ${spec.netns}`);
+    const stale = getLink(nlHost, spec.hostIfname);
+    if (!stale) throw err;
+    log.warn('deleting stale host veth', { hostIfname: spec.hostIfname, index: stale.index });
+    dp.teardownPod(nlHost, spec.hostIfname);
+    return dp.createPodLinks(nlHost, nlPod, spec);
   }
 }
 

@@ -3,6 +3,8 @@
 // container does. Atomic writes, so a kubelet exec never sees half a file.
 import fs = require('node:fs');
 import path = require('node:path');
+import { NetlinkSocket } from '../../lib/netlink/socket';
+import { podMtu } from '../../lib/dataplane/pod';
 
 const USAGE = `usage: brindle install [--cni-bin-dir DIR] [--cni-conf-dir DIR] [--conflist FILE]
   --cni-bin-dir   where kubelet looks for plugins (default /opt/cni/bin)
@@ -41,7 +43,18 @@ function writeAtomic(file: string, data: string | Buffer, mode: number): void {
 }
 
 /** Installs the executable and conflist; returns what it wrote. */
-export function install(opts: { binDir: string; confDir: string; conflist?: string; exe?: string; env?: NodeJS.ProcessEnv }): string[] {
+/**
+ * The pod MTU the installer writes into the conflist when CNI_MTU is not set, as Calico's
+ * installer does: the uplink's (the default route's device) minus the encapsulation overhead.
+ * The plugin then skips that lookup on every ADD.
+ */
+export function detectMtu(main: { mtu?: unknown; encapsulation?: unknown }): number {
+  const nl = NetlinkSocket.open();
+  try { return podMtu(nl, main); } finally { nl.close(); }
+}
+
+export function install(opts: { binDir: string; confDir: string; conflist?: string; exe?: string; env?: NodeJS.ProcessEnv;
+  mtu?: (main: { mtu?: unknown; encapsulation?: unknown }) => number }): string[] {
   const env = opts.env ?? process.env;
   const exe = opts.exe ?? process.execPath;
   fs.mkdirSync(opts.binDir, { recursive: true });
@@ -64,6 +77,9 @@ export function install(opts: { binDir: string; confDir: string; conflist?: stri
     if (env.DATASTORE_TYPE) main.datastore_type = env.DATASTORE_TYPE;
     if (env.ETCD_ENDPOINTS) main.etcd_endpoints = env.ETCD_ENDPOINTS;
     if (env.CNI_MTU) main.mtu = Number(env.CNI_MTU);
+    else {
+      try { main.mtu = (opts.mtu ?? detectMtu)(main); } catch { /* no netlink here: the plugin derives it per ADD */ }
+    }
   }
   if (!conf || !Array.isArray(conf.plugins) || conf.plugins[0]?.type !== 'brindle') {
     throw new Error(`conflist ${opts.conflist ?? '(built-in)'}: plugins[0].type must be "brindle"`);

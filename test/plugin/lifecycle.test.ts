@@ -4,6 +4,7 @@
 import t, { type Test } from 'tap';
 import * as fs from 'node:fs';
 import { ipJson, nsExec, Scope } from '../helpers/netns';
+import { hostVethName } from '../../lib/dataplane/naming';
 import { brindleConf, cniWorld, cnitool, globalAddrs, hostLocal, linkNames, nodeNamespace, writeConflist, type CniWorld } from '../helpers/cni';
 
 const VERSIONS = ['0.3.0', '0.3.1', '0.4.0', '1.0.0', '1.1.0'];
@@ -137,6 +138,31 @@ t.test('repeated ADD returns the existing attachment; DEL without a netns', asyn
   t.same(linkNames(p2), ['lo'], 'pod side went with the host side');
   t.equal(cnitool(w, node, 'del', 'again', pod, { args: POD_ARGS('r') }).status, 0);
   t.same(hostVeths(node), []);
+});
+
+t.test('a re-created sandbox replaces the stale host veth of the same pod; a taken pod ifname is refused', async (t) => {
+  writeConflist(w, 'stale', '1.0.0', [brindleConf(w, hostLocal(w, [['10.244.23.0/24']]))]);
+  // A previous sandbox of the same pod left its host side behind (the name is a hash of
+  // namespace/pod, so the new sandbox wants the same one): a veth by that name in the node.
+  const hostIf = hostVethName({ namespace: 'default', pod: 's', containerId: 'sandbox2' });
+  nsExec(node, 'ip', ['link', 'add', hostIf, 'type', 'veth', 'peer', 'name', 'leftover0']);
+  const pod = scope.netns('pod');
+  const second = cnitool(w, node, 'add', 'stale', pod, { args: POD_ARGS('s'), containerId: 'sandbox2' });
+  t.equal(second.status, 0, second.stdout);
+  t.equal(second.json.interfaces[0].name, hostIf, 'same host name');
+  t.notOk(linkNames(node).includes('leftover0'), 'the stale pair is gone');
+  assertWired(t, node, pod, hostIf, resultIps(second.json), 1450);
+  // The pod namespace already has the interface: refused with the plugin's code, nothing left over.
+  const busy = scope.netns('pod');
+  nsExec(busy, 'ip', ['link', 'add', 'eth0', 'type', 'veth', 'peer', 'name', 'eth0peer']);
+  const before = hostVeths(node);
+  const refused = cnitool(w, node, 'add', 'stale', busy, { args: POD_ARGS('b'), containerId: 'sandbox3' });
+  t.equal(refused.status, 1);
+  t.equal(refused.json.code, 101, refused.stdout);
+  t.match(refused.json.msg, /interface eth0 already exists in netns/);
+  t.same(hostVeths(node), before, 'no veth left');
+  t.equal(cnitool(w, node, 'del', 'stale', pod, { args: POD_ARGS('s'), containerId: 'sandbox2' }).status, 0);
+  t.same(hostVeths(node), [], 'all removed');
 });
 
 t.test('DEL after the netns and the link are gone', async (t) => {
