@@ -58,6 +58,7 @@ const env = process.env;
 // BRINDLE_DEBUG_TIMING=1: start-up milestones (ms since the process began) on stderr at exit.
 const cpu = () => { const u = process.cpuUsage(); return (u.user + u.system) / 1000; };
 const tm = env.BRINDLE_DEBUG_TIMING ? [['loader', performance.now(), cpu()]] : null;
+if (tm) globalThis[Symbol.for('brindle.timing')] = (label) => tm.push([label, performance.now(), cpu()]);
 const dir = (env.BRINDLE_NATIVE_DIR || '/var/lib/brindle/native') + '/' + ${JSON.stringify(bundleHash)};
 const a0 = env.BRINDLE_ARGV0 || process.argv0;
 const prog = a0.slice(a0.lastIndexOf('/') + 1);
@@ -66,10 +67,15 @@ const prog = a0.slice(a0.lastIndexOf('/') + 1);
 // Anything else runs the whole bundle (plugins/main.ts).
 const cni = !!env.CNI_COMMAND && process.argv.length <= 2 && prog !== 'brindlectl';
 const bundle = cni ? 'cni' : 'brindle';
+// A compiled script from its asset: ASCII (checked at build), so its bytes are its latin1
+// text, read in place from the executable.
+const compile = (name, cachedData) => new vm.Script(Buffer.from(sea.getRawAsset(name + '.js')).toString('latin1'), { filename: name + '.js', cachedData });
+const run = (script) => { const mod = { exports: {} }; script.runInThisContext()(mod.exports, require, mod, process.execPath, dir); };
 // File: uint16 LE header length, header = the "flavours" it covers (comma-separated, e.g. the
-// IPAM types the plugin ran with), then V8's cache data.
+// IPAM types the plugin ran with), uint32 LE length of the early script's cache (0: none) and
+// that cache, then the bundle's V8 cache data.
 const warmFile = cni ? dir + '/' + prog + '.ccache' : '';
-let data, warm = false, flavours = [];
+let data, earlyData, warm = false, flavours = [];
 if (warmFile) {
   let fd = -1;
   try {
@@ -79,49 +85,59 @@ if (warmFile) {
     if (st.isFile() && st.uid === process.getuid() && (st.mode & 0o022) === 0) {
       const buf = fs.readFileSync(fd);
       const n = buf.readUInt16LE(0);
-      flavours = buf.toString('utf8', 2, 2 + n).split(',').filter(Boolean);
-      data = buf.subarray(2 + n);
+      flavours = buf.toString('latin1', 2, 2 + n).split(',').filter(Boolean);
+      const e = buf.readUInt32LE(2 + n);
+      if (e) earlyData = buf.subarray(6 + n, 6 + n + e);
+      data = buf.subarray(6 + n + e);
       warm = true;
     }
-  } catch { /* absent: the build-time cache */ }
+  } catch { /* absent: the build-time caches */ }
   if (fd >= 0) fs.closeSync(fd);
 }
-if (!data) data = Buffer.from(sea.getAsset(bundle + '.ccache'));
 if (tm) tm.push(['cache read', performance.now(), cpu()]);
-const source = sea.getAsset(bundle + '.js', 'utf8');
-if (tm) tm.push(['source read', performance.now(), cpu()]);
-const script = new vm.Script(source, { filename: bundle + '.js', cachedData: data });
+// An ADD of the brindle plugin first runs the small early script (plugins/early.ts): it starts
+// a delegated IPAM plugin, which then works while this process compiles and runs the plugin.
+let early = null;
+if (cni && prog === 'brindle' && env.CNI_COMMAND === 'ADD') {
+  try {
+    early = compile('early', earlyData || Buffer.from(sea.getRawAsset('early.ccache')));
+    run(early);
+  } catch { /* the plugin starts its IPAM itself */ }
+}
+if (!data) data = Buffer.from(sea.getRawAsset(bundle + '.ccache'));
+const script = compile(bundle, data);
 if (tm) tm.push(['compiled', performance.now(), cpu()]);
-if (env.BRINDLE_DEBUG_CCACHE) fs.writeSync(2, 'brindle: ' + bundle + ' code cache ' + (warm ? warmFile + ' [' + flavours + ']' : 'build') + (script.cachedDataRejected ? ' rejected' : ' accepted') + '\\n');
+if (env.BRINDLE_DEBUG_CCACHE) fs.writeSync(2, 'brindle: ' + bundle + ' code cache ' + (warm ? warmFile + ' [' + flavours + ']' : 'build') + (script.cachedDataRejected ? ' rejected' : ' accepted') + (early ? ', early script ' + (earlyData ? 'warm' : 'build') + (early.cachedDataRejected ? ' rejected' : ' accepted') : '') + '\\n');
 const wanted = new Set();
 // The plugin names the path it took (its IPAM type); a cache lacking it is re-taken after the run.
 globalThis[Symbol.for('brindle.codeCache')] = { want(f) { wanted.add(String(f)); } };
 if (warmFile && env.CNI_COMMAND === 'ADD') {
   process.once('exit', (code) => {
     if (code !== 0) return;
-    const valid = warm && !script.cachedDataRejected;
+    const valid = warm && !script.cachedDataRejected && (!early || (!!earlyData && !early.cachedDataRejected));
     if (valid && [...wanted].every((f) => flavours.includes(f))) return;
     try {
       const header = Buffer.from([...new Set([...(valid ? flavours : []), ...wanted])].join(','));
+      const e = early ? early.createCachedData() : Buffer.alloc(0);
       const len = Buffer.alloc(2);
       len.writeUInt16LE(header.length, 0);
       fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
       const tmp = warmFile + '.' + process.pid + '.tmp';
-      fs.writeFileSync(tmp, Buffer.concat([len, header, script.createCachedData()]), { mode: 0o600 });
+      const elen = Buffer.alloc(4);
+      elen.writeUInt32LE(e.length, 0);
+      fs.writeFileSync(tmp, Buffer.concat([len, header, elen, e, script.createCachedData()]), { mode: 0o600 });
       fs.renameSync(tmp, warmFile);
     } catch { /* read-only or full: the next ADD tries again */ }
   });
 }
 if (tm) {
-  globalThis[Symbol.for('brindle.timing')] = (label) => tm.push([label, performance.now(), cpu()]);
   process.once('exit', () => {
     const nt = performance.nodeTiming;
     const rows = [['node: v8 start', nt.v8Start], ['node: environment', nt.environment], ['node: bootstrap complete', nt.bootstrapComplete], ...tm, ['exit', performance.now(), cpu()]];
     fs.writeSync(2, rows.map(([k, v, c]) => v.toFixed(2).padStart(8) + (c === undefined ? '' : ' cpu ' + c.toFixed(2).padStart(7)).padEnd(12) + ' ' + k).join('\\n') + '\\n');
   });
 }
-const mod = { exports: {} };
-script.runInThisContext()(mod.exports, require, mod, process.execPath, dir);
+run(script);
 if (tm) tm.push(['bundle top level', performance.now(), cpu()]);
 `;
 
@@ -149,13 +165,18 @@ await build({
 });
 // The CNI-only bundle: a plugin start compiles (and runs the top level of) less than half the code.
 if (mode === 'warmcache') await build({ entryPoints: [path.join(root, 'plugins/cni.ts')], ...esbuildOptions('cni.js') });
+// The early script: starts a delegated IPAM plugin before the CNI bundle is compiled (lib/cni/early.ts).
+if (mode === 'warmcache') await build({ entryPoints: [path.join(root, 'plugins/early.ts')], ...esbuildOptions('early.js') });
 
 let seaMain = path.join(out, 'brindle.js');
 const extraAssets = {};
 if (mode === 'warmcache') {
-  const hash = createHash('sha256').update(process.version);
-  for (const name of ['brindle', 'cni']) {
+  // The warm cache file's layout (loaderSource) is part of what a cache directory stands for.
+  const hash = createHash('sha256').update(process.version).update('warm-v2');
+  for (const name of ['brindle', 'cni', 'early']) {
     const bundle = fs.readFileSync(path.join(out, `${name}.js`), 'utf8');
+    // The loader reads scripts as latin1 straight from the executable: they must be ASCII (esbuild's default charset).
+    if (/[^\x00-\x7f]/.test(bundle)) throw new Error(`${name}.js is not ASCII`);
     // CommonJS wrapper, as Node's loader would add; the loader calls it with the SEA's require.
     const wrapped = `(function (exports, require, module, __filename, __dirname) {${bundle}\n})`;
     const bundleFile = path.join(out, `${name}.wrapped.js`);

@@ -24,8 +24,13 @@ export interface Attachment {
   created: string;
 }
 
-function dir(network: string): string { return `${stateDir()}/attachments/${network}`; }
-function file(network: string, containerId: string, ifname: string): string { return `${dir(network)}/${containerId}-${ifname}.json`; }
+function dir(network: string, env?: NodeJS.ProcessEnv): string { return `${stateDir(env)}/attachments/${network}`; }
+function file(network: string, containerId: string, ifname: string): string { return attachmentPath(network, containerId, ifname); }
+
+/** Where the record of one attachment lives. */
+export function attachmentPath(network: string, containerId: string, ifname: string, env?: NodeJS.ProcessEnv): string {
+  return `${dir(network, env)}/${containerId}-${ifname}.json`;
+}
 
 /** Reads a record; undefined when absent or unreadable. */
 export function readAttachment(network: string, containerId: string, ifname: string): Attachment | undefined {

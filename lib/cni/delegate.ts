@@ -2,207 +2,27 @@
 // our environment and the same network configuration on stdin, and read its result or
 // error from stdout. A plugin that refuses 1.1.0 (Debian's host-local 1.1.1 stops at
 // 1.0.0) is asked once more at 1.0.0 and its answer converted back.
-import fs = require('node:fs');
 import { CniError, ERR_INCOMPATIBLE_VERSION, ERR_IPAM } from './errors';
 import type { CniRequest, Result, Verb } from './types';
 import { parseResult } from './version';
-import { koffi, libcLib } from '../native/koffi';
+import { findInPath, startPlugin, type ExecResult } from '../native/spawn';
+import { claimEarlyIpam } from './early';
 
-/** Finds a plugin binary in CNI_PATH; undefined when absent. */
-export function findInPath(name: string, path: string[]): string | undefined {
-  if (!name || name.includes('/')) return undefined;
-  for (const dir of path) {
-    const file = `${dir}/${name}`;
-    // One stat: a regular file with an execute bit (the plugin runs as root, for whom any x bit
-    // makes it executable; a file that still cannot run fails at posix_spawn with its errno).
-    try {
-      const st = fs.statSync(file, { throwIfNoEntry: false });
-      if (st?.isFile() && (st.mode & 0o111) !== 0) return file;
-    } catch { /* next */ }
-  }
-  return undefined;
-}
+export { findInPath };
 
-interface ExecResult { status: number; stdout: string }
-
-// Above this much stdin, a child that answers before reading all of it could stall a plain
-// blocking write; such (unusual) configs go through child_process, which multiplexes.
-const SPAWN_STDIN_MAX = 60 * 1024;
-
-/** A started plugin process; finish() reads its stdout to the end and reaps it. */
-interface Running { finish(): ExecResult }
-
-function startPlugin(file: string, env: NodeJS.ProcessEnv, stdin: string): Running {
-  const input = Buffer.from(stdin);
-  if (input.length <= SPAWN_STDIN_MAX) return spawnPiped(file, env, input);
-  return {
-    finish: () => {
-      // eslint-disable-next-line @typescript-eslint/no-var-requires
-      const { spawnSync } = require('node:child_process') as typeof import('node:child_process');
-      const r = spawnSync(file, [], { input, env, encoding: 'utf8', stdio: ['pipe', 'pipe', 'inherit'], maxBuffer: 16 << 20 });
-      if (r.error) throw new CniError(ERR_IPAM, `exec ipam plugin ${file}: ${r.error.message}`);
-      return { status: r.status ?? 1, stdout: r.stdout ?? '' };
-    },
-  };
-}
-
+/** Runs a plugin to the end; a failure to run it is an IPAM error (CNI code 999 family). */
 function execPlugin(file: string, env: NodeJS.ProcessEnv, stdin: string): ExecResult {
-  return startPlugin(file, env, stdin).finish();
+  return ipamErrors(() => startPlugin(file, env, stdin).finish());
 }
 
-type Fn = (...args: any[]) => any;
-interface SpawnFns { posixSpawn: Fn; faInit: Fn; faDup2: Fn; faDestroy: Fn; attrInit: Fn; attrSetFlags: Fn;
-  attrSetSigDefault: Fn; attrSetSigMask: Fn; attrDestroy: Fn; sigFill: Fn; sigEmpty: Fn; pipe2: Fn; waitpid: Fn }
-let spawnFns: SpawnFns | undefined;
-
-function libcSpawn(): SpawnFns {
-  if (spawnFns) return spawnFns;
-  // eslint-disable-next-line @typescript-eslint/no-var-requires
-  const lib = libcLib();
-  const f = (proto: string): Fn => lib.func(proto) as Fn;
-  return (spawnFns = {
-    posixSpawn: f('int posix_spawn(_Out_ int *pid, const char *path, const void *fa, const void *attr, const char **argv, const char **envp)'),
-    faInit: f('int posix_spawn_file_actions_init(void *fa)'),
-    faDup2: f('int posix_spawn_file_actions_adddup2(void *fa, int fd, int newfd)'),
-    faDestroy: f('int posix_spawn_file_actions_destroy(void *fa)'),
-    attrInit: f('int posix_spawnattr_init(void *attr)'),
-    attrSetFlags: f('int posix_spawnattr_setflags(void *attr, short flags)'),
-    attrSetSigDefault: f('int posix_spawnattr_setsigdefault(void *attr, const void *set)'),
-    attrSetSigMask: f('int posix_spawnattr_setsigmask(void *attr, const void *set)'),
-    attrDestroy: f('int posix_spawnattr_destroy(void *attr)'),
-    sigFill: f('int sigfillset(void *set)'),
-    sigEmpty: f('int sigemptyset(void *set)'),
-    pipe2: f('int pipe2(_Out_ int *fds, int flags)'),
-    waitpid: f('int waitpid(int pid, _Out_ int *status, int options)'),
-  });
-}
-
-const O_CLOEXEC = 0x80000;
-const POSIX_SPAWN_SETSIGDEF = 0x04;
-const POSIX_SPAWN_SETSIGMASK = 0x08;
-const EINTR = 4;
-
-/**
- * Runs `file` with stdin from `input` and stdout captured, stderr inherited, and waits for it:
- * posix_spawn (vfork-style clone + exec) through FFI, which spares the plugin loading
- * node:child_process and its stream/net stack (~4 ms of every ADD). The child gets default
- * signal dispositions and an empty signal mask (Node ignores SIGPIPE; a child must not inherit that).
- */
-function spawnPiped(file: string, env: NodeJS.ProcessEnv, input: Buffer): Running {
-  const c = libcSpawn();
-  // eslint-disable-next-line @typescript-eslint/no-var-requires
-  const { errno } = koffi();
-  const inP = new Int32Array(2), outP = new Int32Array(2);
-  if (c.pipe2(inP, O_CLOEXEC) < 0) throw new CniError(ERR_IPAM, `exec ipam plugin ${file}: pipe failed (errno ${errno()})`);
-  if (c.pipe2(outP, O_CLOEXEC) < 0) {
-    fs.closeSync(inP[0]); fs.closeSync(inP[1]);
-    throw new CniError(ERR_IPAM, `exec ipam plugin ${file}: pipe failed (errno ${errno()})`);
-  }
-  const open = new Set<number>([inP[0], inP[1], outP[0], outP[1]]);
-  const close = (fd: number) => { if (open.delete(fd)) { try { fs.closeSync(fd); } catch { /* already gone */ } } };
-  const closeAll = () => { for (const fd of [...open]) close(fd); };
-  // glibc: posix_spawn_file_actions_t is 80 bytes, posix_spawnattr_t 336, sigset_t 128 (generous sizes are harmless).
-  const fa = new Uint8Array(128), attr = new Uint8Array(512), sigs = new Uint8Array(128), mask = new Uint8Array(128);
-  let pid = -1;
+/** SpawnError (from either script of the executable) → CniError ERR_IPAM naming the plugin. */
+function ipamErrors<T>(fn: () => T): T {
   try {
-    c.faInit(fa);
-    c.attrInit(attr);
-    try {
-      // dup2 onto 0/1 clears close-on-exec there; every other pipe end is O_CLOEXEC.
-      c.faDup2(fa, inP[0], 0);
-      c.faDup2(fa, outP[1], 1);
-      c.sigFill(sigs);
-      c.sigEmpty(mask);
-      c.attrSetSigDefault(attr, sigs);
-      c.attrSetSigMask(attr, mask);
-      c.attrSetFlags(attr, POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK);
-      const envp: (string | null)[] = [];
-      for (const [k, v] of Object.entries(env)) if (v !== undefined) envp.push(`${k}=${v}`);
-      envp.push(null);
-      const pidOut = [0];
-      const rc = c.posixSpawn(pidOut, file, fa, attr, [file, null], envp);
-      if (rc !== 0) throw new CniError(ERR_IPAM, `exec ipam plugin ${file}: ${errnoText(rc)}`);
-      pid = pidOut[0];
-    } finally {
-      c.faDestroy(fa);
-      c.attrDestroy(attr);
-    }
-    close(inP[0]);
-    close(outP[1]);
-    // Fits the pipe buffer (SPAWN_STDIN_MAX), so this never waits for the child.
-    writeAll(inP[1], input);
-    close(inP[1]);
+    return fn();
   } catch (err) {
-    closeAll();
-    if (pid > 0) waitExit(c, errno, pid);
+    if (err instanceof Error && err.name === 'SpawnError') throw new CniError(ERR_IPAM, `ipam plugin: ${err.message}`);
     throw err;
   }
-  let done: ExecResult | undefined;
-  return {
-    finish: () => {
-      if (done) return done;
-      try {
-        const stdout = readAll(outP[0]);
-        close(outP[0]);
-        done = { status: waitExit(c, errno, pid), stdout };
-        return done;
-      } finally {
-        closeAll();
-      }
-    },
-  };
-}
-
-function writeAll(fd: number, buf: Buffer): void {
-  let off = 0;
-  while (off < buf.length) {
-    try {
-      off += fs.writeSync(fd, buf, off);
-    } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code;
-      if (code === 'EAGAIN' || code === 'EINTR') continue;
-      if (code === 'EPIPE') return; // the child stopped reading (it exited): its status says why
-      throw err;
-    }
-  }
-}
-
-function readAll(fd: number): string {
-  const chunks: Buffer[] = [];
-  let total = 0;
-  const b = Buffer.allocUnsafe(65536);
-  for (;;) {
-    let n: number;
-    try {
-      n = fs.readSync(fd, b, 0, b.length, null);
-    } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code;
-      if (code === 'EAGAIN' || code === 'EINTR') continue;
-      throw err;
-    }
-    if (n === 0) break;
-    chunks.push(Buffer.from(b.subarray(0, n)));
-    total += n;
-    if (total > 16 << 20) throw new CniError(ERR_IPAM, 'ipam plugin output exceeds 16 MiB');
-  }
-  return Buffer.concat(chunks).toString('utf8');
-}
-
-/** waitpid until the child ends: its exit status, or 128+signal when killed. */
-function waitExit(c: SpawnFns, errno: () => number, pid: number): number {
-  const st = [0];
-  for (;;) {
-    if (c.waitpid(pid, st, 0) >= 0) break;
-    if (errno() !== EINTR) throw new CniError(ERR_IPAM, `wait for ipam plugin: errno ${errno()}`);
-  }
-  const s = st[0];
-  if ((s & 0x7f) === 0) return (s >> 8) & 0xff;
-  return 128 + (s & 0x7f);
-}
-
-function errnoText(e: number): string {
-  const names: Record<number, string> = { 2: 'no such file or directory', 8: 'exec format error', 13: 'permission denied', 12: 'out of memory', 11: 'resource temporarily unavailable' };
-  return names[e] ?? `errno ${e}`;
 }
 
 function parseError(stdout: string, type: string, verb: Verb): CniError {
@@ -237,11 +57,13 @@ export function startDelegateIpam(req: CniRequest, verb: Verb): { finish(): Resu
     CNI_IFNAME: req.ifname, CNI_PATH: req.path.join(':'),
   };
   const stdin0 = req.stdin && !req.config.cniVersions ? req.stdin : JSON.stringify(req.config);
-  const running = startPlugin(file, env, stdin0);
+  // An ADD may already be running: started by the executable before this code was loaded
+  // (lib/cni/early.ts), for exactly this plugin, environment and stdin.
+  const running = (verb === 'ADD' ? claimEarlyIpam(file, env, stdin0) : undefined) ?? ipamErrors(() => startPlugin(file, env, stdin0));
   return {
     finish: () => {
       let stdin = stdin0;
-      let r = running.finish();
+      let r = ipamErrors(() => running.finish());
       if (r.status !== 0) {
         let err = parseError(r.stdout, type, verb);
         if (err.code === ERR_INCOMPATIBLE_VERSION && req.config.cniVersion === '1.1.0') {

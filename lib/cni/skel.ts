@@ -7,6 +7,7 @@ import type { CniRequest, NetConf, Result, Verb } from './types';
 import { compareVersions, CURRENT_VERSION, negotiateVersion, parseResult, resultForVersion, SUPPORTED_VERSIONS } from './version';
 import { mark } from '../log';
 import { libcLib } from '../native/koffi';
+import { earlyStdin } from './early';
 
 export interface Handlers {
   add(req: CniRequest): Promise<Result>;
@@ -138,6 +139,9 @@ function out(text: string): void {
 }
 
 function readStdin(): string {
+  // Already read by the early IPAM start (lib/cni/early.ts), which ran before this script.
+  const early = earlyStdin();
+  if (early !== undefined) return early;
   try {
     return fs.readFileSync(0, 'utf8');
   } catch (err) {

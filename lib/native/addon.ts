@@ -13,7 +13,9 @@ const SOURCE_PATHS: Record<AddonName, string> = {
 
 const RTLD_NOW = 2;
 
-const loaded = new Map<AddonName, unknown>();
+// Process-wide, not per module instance: the executable runs two scripts (the early IPAM start
+// and the plugin), and an addon is loaded (dlopen + its init, ~1.3 ms for koffi) once.
+const loaded: Map<AddonName, unknown> = ((globalThis as { [k: symbol]: unknown })[Symbol.for('brindle.addons')] ??= new Map()) as Map<AddonName, unknown>;
 
 /** Loads a native addon once per process and returns its exports. */
 export function loadNativeAddon<T = any>(name: AddonName): T {

@@ -11,6 +11,7 @@ import * as path from 'node:path';
 import { sha1Hex, hostVethName } from '../../lib/dataplane/naming';
 import { isoTime } from '../../lib/log';
 import { delegateIpam } from '../../lib/cni/delegate';
+import { claimEarlyIpam, releaseUnclaimedEarlyIpam, startEarlyIpam } from '../../lib/cni/early';
 import { CniError } from '../../lib/cni/errors';
 import type { CniRequest } from '../../lib/cni/types';
 import { builtAfterSources } from '../helpers/dist';
@@ -25,6 +26,9 @@ t.test('sha1Hex equals node:crypto sha1 (block edges, UTF-8)', async (t) => {
   t.equal(sha1Hex('abc'), 'a9993e364706816aba3e25717850c26c9cd0d89d', 'FIPS 180 vector');
   t.equal(hostVethName({ namespace: 'default', pod: 'web-0', containerId: 'c' }),
     'bri' + createHash('sha1').update('default.web-0').digest('hex').slice(0, 11));
+  t.equal(hostVethName({ containerId: 'abc' }), 'bri' + createHash('sha1').update('abc').digest('hex').slice(0, 11), 'no pod: the container id');
+  t.not(hostVethName({ namespace: 'default', pod: 'web-0', containerId: 'c', ifname: 'net1' }),
+    hostVethName({ namespace: 'default', pod: 'web-0', containerId: 'c' }), 'a second interface gets its own name');
 });
 
 t.test('isoTime equals toISOString', async (t) => {
@@ -85,6 +89,57 @@ t.test('delegation through posix_spawn', async (t) => {
   t.equal(delegateIpam({ ...req('quiet'), verb: 'DEL' }, 'DEL'), undefined);
 });
 
+t.test('early IPAM start: claimed when the plugin asks for exactly it, released when not', async (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'brindle-early-'));
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const logFile = path.join(dir, 'calls');
+  const state = path.join(dir, 'state');
+  // Records each call; ADD of a container named fail* fails.
+  fs.writeFileSync(path.join(dir, 'rec'), `#!/bin/sh\ncat >/dev/null\necho "$CNI_COMMAND $CNI_CONTAINERID" >> ${logFile}\ncase "$CNI_CONTAINERID" in fail*) echo '{"code":11,"msg":"no"}'; exit 1;; esac\necho '{"cniVersion":"1.0.0","ips":[{"address":"10.9.0.9/32"}]}'\n`, { mode: 0o755 });
+  const calls = () => (fs.existsSync(logFile) ? fs.readFileSync(logFile, 'utf8').trim().split('\n').filter(Boolean) : []);
+  const conf = (extra: Record<string, unknown> = {}) => JSON.stringify({ cniVersion: '1.0.0', name: 'net', type: 'brindle', ipam: { type: 'rec' }, ...extra });
+  const env = (cid: string, extra: Record<string, string> = {}): NodeJS.ProcessEnv => ({
+    PATH: '/usr/bin:/bin', CNI_COMMAND: 'ADD', CNI_CONTAINERID: cid, CNI_NETNS: '/var/run/netns/x', CNI_IFNAME: 'eth0',
+    CNI_PATH: dir, CNI_ARGS: '', BRINDLE_STATE_DIR: state, ...extra,
+  });
+  const file = path.join(dir, 'rec');
+  const ipamEnv = (e: NodeJS.ProcessEnv) => ({ ...e, CNI_COMMAND: 'ADD', CNI_PATH: dir });
+  fs.rmSync(logFile, { force: true });
+
+  startEarlyIpam(env('c1'), () => conf());
+  const claimed = claimEarlyIpam(file, ipamEnv(env('c1')), conf());
+  t.ok(claimed, 'same plugin, environment and stdin: claimed');
+  t.equal(claimed!.finish().status, 0);
+  t.equal(claimEarlyIpam(file, ipamEnv(env('c1')), conf()), undefined, 'claimed once');
+  t.same(calls(), ['ADD c1']);
+
+  startEarlyIpam(env('c2'), () => conf());
+  t.equal(claimEarlyIpam(file, ipamEnv(env('c2', { K8S_EXTRA: '1' })), conf()), undefined, 'another environment: not claimed');
+  t.same(calls(), ['ADD c1', 'ADD c2', 'DEL c2'], 'the early ADD was released');
+
+  startEarlyIpam(env('c3'), () => conf());
+  releaseUnclaimedEarlyIpam();
+  t.same(calls().slice(3), ['ADD c3', 'DEL c3'], 'never claimed: released at exit');
+
+  startEarlyIpam(env('fail4'), () => conf());
+  releaseUnclaimedEarlyIpam();
+  t.same(calls().slice(5), ['ADD fail4'], 'a failed early ADD holds nothing: no DEL');
+
+  // Not started: other verbs, our own IPAM, doubtful input, an existing attachment.
+  const before = calls().length;
+  startEarlyIpam(env('c5', { CNI_COMMAND: 'DEL' }), () => conf());
+  startEarlyIpam(env('c6'), () => conf({ ipam: { type: 'brindle-ipam' } }));
+  startEarlyIpam(env('-bad'), () => conf());
+  startEarlyIpam(env('c7', { CNI_IFNAME: 'eth0:1' }), () => conf());
+  startEarlyIpam(env('c8'), () => conf({ cniVersions: ['1.0.0'] }));
+  startEarlyIpam(env('c9'), () => '{not json');
+  fs.mkdirSync(path.join(state, 'attachments/net'), { recursive: true });
+  fs.writeFileSync(path.join(state, 'attachments/net/c10-eth0.json'), '{}');
+  startEarlyIpam(env('c10'), () => conf());
+  releaseUnclaimedEarlyIpam();
+  t.equal(calls().length, before, 'nothing started');
+});
+
 t.test('the built executable runs the CNI-only bundle exactly for plugin invocations', async (t) => {
   const root = path.resolve(__dirname, '../..');
   const exe = path.join(root, 'dist/brindle');
@@ -117,4 +172,18 @@ t.test('the built executable runs the CNI-only bundle exactly for plugin invocat
   const labels = r.stderr.split('\n').map((l) => /^\s*[\d.]+(?:\s+cpu\s+[\d.]+)?\s+(.+)$/.exec(l)?.[1]).filter(Boolean);
   t.same(labels.slice(0, 4), ['node: v8 start', 'node: environment', 'node: bootstrap complete', 'loader']);
   t.ok(labels.includes('request parsed') && labels[labels.length - 1] === 'exit', labels.join(', '));
+  // An ADD of the brindle plugin with a delegated IPAM starts it from the early script; this one
+  // is then refused (the netns does not exist), and what the IPAM plugin allocated is released.
+  const ipamDir = fs.mkdtempSync(path.join(os.tmpdir(), 'brindle-early-exe-'));
+  t.teardown(() => fs.rmSync(ipamDir, { recursive: true, force: true }));
+  fs.writeFileSync(path.join(ipamDir, 'rec'), `#!/bin/sh\ncat >/dev/null\necho "$CNI_COMMAND $CNI_CONTAINERID" >> ${ipamDir}/calls\necho '{"cniVersion":"1.0.0","ips":[{"address":"10.9.0.9/32"}]}'\n`, { mode: 0o755 });
+  const add = spawnSync(exe, [], {
+    env: { PATH: process.env.PATH, BRINDLE_NATIVE_DIR: nativeDir, BRINDLE_ARGV0: 'brindle', BRINDLE_DEBUG_TIMING: '1', BRINDLE_STATE_DIR: path.join(ipamDir, 'state'),
+      CNI_COMMAND: 'ADD', CNI_CONTAINERID: 'e1', CNI_NETNS: '/var/run/netns/brindle-no-such-ns', CNI_IFNAME: 'eth0', CNI_PATH: ipamDir, CNI_ARGS: '' },
+    input: JSON.stringify({ cniVersion: '1.0.0', name: 'net', type: 'brindle', log_file_path: path.join(ipamDir, 'cni.log'), ipam: { type: 'rec' } }), encoding: 'utf8',
+  });
+  t.equal(add.status, 1);
+  t.equal(JSON.parse(add.stdout).code, 4, add.stdout);
+  t.ok(add.stderr.includes(' early\n'), 'the early script ran');
+  t.same(fs.readFileSync(path.join(ipamDir, 'calls'), 'utf8').trim().split('\n'), ['ADD e1', 'DEL e1'], 'early ADD released at exit');
 });
