@@ -43,6 +43,9 @@ function inner(): void {
     const env: NodeJS.ProcessEnv = {
       PATH: '/usr/sbin:/usr/bin:/sbin:/bin', CNI_COMMAND: verb, CNI_CONTAINERID: cid, CNI_NETNS: netns,
       CNI_IFNAME: 'eth0', CNI_ARGS: 'IgnoreUnknown=1', CNI_PATH: cniPath, BRINDLE_STATE_DIR: cfg.stateDir,
+      // A private native dir: the warm code cache is the one this bench's own warm-up ADDs
+      // leave (as on a node), not whatever an earlier test run put in /var/lib/brindle.
+      BRINDLE_NATIVE_DIR: cfg.nativeDir,
     };
     if (process.env.NODE_EXTRA_CA_CERTS) env.NODE_EXTRA_CA_CERTS = process.env.NODE_EXTRA_CA_CERTS;
     if (cfg.timing && cniPath === cfg.cniPath) env.BRINDLE_DEBUG_TIMING = '1';
@@ -133,7 +136,7 @@ function main(): void {
     }
     const ipam = (sub: string) => ({ type: 'host-local', dataDir: path.join(root, 'ipam'), ranges: [[{ subnet: sub }]] });
     const cfg = {
-      n, cniPath, timing: process.argv.includes('--timing'), stateDir: path.join(root, 'state'),
+      n, cniPath, timing: process.argv.includes('--timing'), nativeDir: path.join(root, 'native'), stateDir: path.join(root, 'state'),
       brindle: path.join(cniPath, 'brindle'), ptp: path.join(cniPath, 'ptp'),
       podB: `/var/run/netns/${podB}`, podP: `/var/run/netns/${podP}`,
       // Both plugins get the same explicit MTU (`brindle install` writes the detected one into the

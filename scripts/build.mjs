@@ -112,7 +112,7 @@ const wanted = new Set();
 // The plugin names the path it took (its IPAM type); a cache lacking it is re-taken after the run.
 globalThis[Symbol.for('brindle.codeCache')] = { want(f) { wanted.add(String(f)); } };
 if (warmFile && env.CNI_COMMAND === 'ADD') {
-  process.once('exit', (code) => {
+  process.on('exit', (code) => {
     if (code !== 0) return;
     const valid = warm && !script.cachedDataRejected && (!early || (!!earlyData && !early.cachedDataRejected));
     if (valid && [...wanted].every((f) => flavours.includes(f))) return;
@@ -131,7 +131,7 @@ if (warmFile && env.CNI_COMMAND === 'ADD') {
   });
 }
 if (tm) {
-  process.once('exit', () => {
+  process.on('exit', () => {
     const nt = performance.nodeTiming;
     const rows = [['node: v8 start', nt.v8Start], ['node: environment', nt.environment], ['node: bootstrap complete', nt.bootstrapComplete], ...tm, ['exit', performance.now(), cpu()]];
     fs.writeSync(2, rows.map(([k, v, c]) => v.toFixed(2).padStart(8) + (c === undefined ? '' : ' cpu ' + c.toFixed(2).padStart(7)).padEnd(12) + ' ' + k).join('\\n') + '\\n');

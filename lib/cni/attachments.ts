@@ -43,11 +43,17 @@ export function readAttachment(network: string, containerId: string, ifname: str
 
 /** Writes a record atomically (temp file + rename). */
 export function writeAttachment(a: Attachment): void {
-  const d = dir(a.network);
-  fs.mkdirSync(d, { recursive: true, mode: 0o700 });
   const f = file(a.network, a.containerId, a.ifname);
   const tmp = `${f}.${process.pid}.tmp`;
-  fs.writeFileSync(tmp, JSON.stringify(a), { mode: 0o600 });
+  const data = JSON.stringify(a);
+  try {
+    fs.writeFileSync(tmp, data, { mode: 0o600 });
+  } catch (err) {
+    // The network's directory is made once, by its first ADD on this node.
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    fs.mkdirSync(dir(a.network), { recursive: true, mode: 0o700 });
+    fs.writeFileSync(tmp, data, { mode: 0o600 });
+  }
   fs.renameSync(tmp, f);
 }
 

@@ -48,7 +48,7 @@ export function startEarlyIpam(env: NodeJS.ProcessEnv = process.env, readStdin =
     const ipamEnv: NodeJS.ProcessEnv = { ...env, CNI_COMMAND: 'ADD', CNI_CONTAINERID: cid, CNI_NETNS: netns, CNI_IFNAME: ifname, CNI_PATH: path.join(':') };
     const running = startPlugin(file, ipamEnv, stdin);
     g[SLOT] = { file, env: ipamEnv, stdin, running, claimed: false };
-    process.once('exit', releaseUnclaimedEarlyIpam);
+    process.on('exit', releaseUnclaimedEarlyIpam);
   } catch { /* the plugin starts its IPAM itself */ }
 }
 

@@ -16,7 +16,9 @@ export function hostVethName(opts: { namespace?: string; pod?: string; container
 /** SHA-1 (FIPS 180-4) of the UTF-8 bytes of `text`, as lowercase hex. */
 export function sha1Hex(text: string): string {
   // ASCII (pod and namespace names, container IDs) is its own UTF-8: no encoder on the ADD path.
-  const msg = /^[\x00-\x7f]*$/.test(text) ? Uint8Array.from(text, (c) => c.charCodeAt(0)) : new TextEncoder().encode(text);
+  let ascii = true;
+  for (let i = 0; i < text.length && ascii; i++) ascii = text.charCodeAt(i) < 0x80;
+  const msg = ascii ? Uint8Array.from(text, (c) => c.charCodeAt(0)) : new TextEncoder().encode(text);
   const len = msg.length;
   const blocks = ((len + 8) >> 6) + 1;
   const w = new Uint32Array(blocks * 16);

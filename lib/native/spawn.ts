@@ -167,24 +167,28 @@ function writeAll(fd: number, buf: Buffer): void {
 }
 
 function readAll(fd: number): string {
-  const chunks: Buffer[] = [];
+  // One buffer, doubled when full (a plugin's answer is a few hundred bytes: one read, no copies).
+  let b = Buffer.allocUnsafe(16384);
   let total = 0;
-  const b = Buffer.allocUnsafe(65536);
   for (;;) {
+    if (total === b.length) {
+      if (total >= 16 << 20) throw new SpawnError('plugin output exceeds 16 MiB');
+      const bigger = Buffer.allocUnsafe(b.length * 2);
+      b.copy(bigger, 0, 0, total);
+      b = bigger;
+    }
     let n: number;
     try {
-      n = fs.readSync(fd, b, 0, b.length, null);
+      n = fs.readSync(fd, b, total, b.length - total, null);
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
       if (code === 'EAGAIN' || code === 'EINTR') continue;
       throw err;
     }
     if (n === 0) break;
-    chunks.push(Buffer.from(b.subarray(0, n)));
     total += n;
-    if (total > 16 << 20) throw new SpawnError('plugin output exceeds 16 MiB');
   }
-  return Buffer.concat(chunks).toString('utf8');
+  return b.toString('utf8', 0, total);
 }
 
 /** waitpid until the child ends: its exit status, or 128+signal when killed. */

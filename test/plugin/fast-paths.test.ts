@@ -12,6 +12,7 @@ import { sha1Hex, hostVethName } from '../../lib/dataplane/naming';
 import { isoTime } from '../../lib/log';
 import { delegateIpam } from '../../lib/cni/delegate';
 import { claimEarlyIpam, releaseUnclaimedEarlyIpam, startEarlyIpam } from '../../lib/cni/early';
+import { validateIfname } from '../../lib/cni/skel';
 import { CniError } from '../../lib/cni/errors';
 import type { CniRequest } from '../../lib/cni/types';
 import { builtAfterSources } from '../helpers/dist';
@@ -186,4 +187,14 @@ t.test('the built executable runs the CNI-only bundle exactly for plugin invocat
   t.equal(JSON.parse(add.stdout).code, 4, add.stdout);
   t.ok(add.stderr.includes(' early\n'), 'the early script ran');
   t.same(fs.readFileSync(path.join(ipamDir, 'calls'), 'utf8').trim().split('\n'), ['ADD e1', 'DEL e1'], 'early ADD released at exit');
+});
+
+t.test('interface names: the UTF-8 length limit counted by hand, as Buffer counts it', async (t) => {
+  for (const name of ['eth0', 'abcdefghijklmno', 'abcdefghijklmnop', '\u00e9'.repeat(7), '\u00e9'.repeat(8), '\u7f51'.repeat(5), '\u7f51'.repeat(6),
+    'a\u{1f600}'.repeat(3), 'a\u{1f600}'.repeat(4), 'x\ud800y', '\ud800'.repeat(5), '\ud800'.repeat(6), 'z\udc00'.repeat(4)]) {
+    const fits = Buffer.byteLength(name) <= 15;
+    let err: unknown;
+    try { validateIfname(name); } catch (e) { err = e; }
+    t.equal(err === undefined, fits, `${JSON.stringify(name)}: ${Buffer.byteLength(name)} bytes`);
+  }
 });
