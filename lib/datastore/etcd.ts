@@ -29,6 +29,7 @@ const GRPC_UNAUTHENTICATED = 16;
 
 /** An error answer from etcd (gateway JSON `{error, code, message}`). */
 export class EtcdError extends DatastoreError {
+  override name = 'EtcdError';
   constructor(message: string, readonly grpcCode: number, readonly httpStatus: number) { super(message); }
 }
 

@@ -58,6 +58,7 @@ const UNCONDITIONAL_RETRIES = 5;
 
 /** A Kubernetes API answer that maps to no other datastore error (401, 403, 422, ...). */
 export class KubernetesError extends DatastoreError {
+  override name = 'KubernetesError';
   constructor(message: string, readonly status: number, readonly reason: string) { super(message); }
 }
 

@@ -229,18 +229,21 @@ export interface Datastore {
 
 /** Base of datastore errors; branch on the subclass, never on message text. */
 export class DatastoreError extends Error {
-  constructor(message: string) { super(message); this.name = new.target.name; }
+  override name = 'DatastoreError';
 }
-export class NotFoundError extends DatastoreError {}
-export class AlreadyExistsError extends DatastoreError {}
-export class ConflictError extends DatastoreError {}
+// Names spelled out: the plugin's bundle is minified, and callers in another script of the
+// executable recognise an error by its name.
+export class NotFoundError extends DatastoreError { override name = 'NotFoundError'; }
+export class AlreadyExistsError extends DatastoreError { override name = 'AlreadyExistsError'; }
+export class ConflictError extends DatastoreError { override name = 'ConflictError'; }
 /** The store could not be reached or did not answer in time (CNI code 11). */
-export class UnavailableError extends DatastoreError {}
+export class UnavailableError extends DatastoreError { override name = 'UnavailableError'; }
 /**
  * A label selector (ListOptions.labelSelector) that does not parse; `position` is the 0-based
  * character offset of the problem. Thrown by every backend before anything is sent.
  */
 export class LabelSelectorError extends DatastoreError {
+  override name = 'LabelSelectorError';
   constructor(readonly selector: string, readonly position: number, readonly reason: string) {
     super(`label selector ${JSON.stringify(selector)}: ${reason} at position ${position}`);
   }
@@ -251,10 +254,11 @@ export class LabelSelectorError extends DatastoreError {
  * ERR_TLS_CERT_ALTNAME_INVALID. An UnavailableError, so the CNI answer is "try again later".
  */
 export class TlsError extends UnavailableError {
+  override name = 'TlsError';
   constructor(message: string, readonly server: string, readonly code: string) { super(message); }
 }
 /** A watch asked for a revision the store no longer keeps (etcd compaction, Kubernetes 410 Gone): relist. */
-export class ExpiredError extends DatastoreError {}
+export class ExpiredError extends DatastoreError { override name = 'ExpiredError'; }
 
 /** Settings that choose and reach a backend (conflist keys > environment > defaults). */
 export interface DatastoreSettings {
