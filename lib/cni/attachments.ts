@@ -34,8 +34,11 @@ export function attachmentPath(network: string, containerId: string, ifname: str
 
 /** Reads a record; undefined when absent or unreadable. */
 export function readAttachment(network: string, containerId: string, ifname: string): Attachment | undefined {
+  const f = file(network, containerId, ifname);
+  // The usual answer (a first ADD) without the cost of a thrown ENOENT.
+  if (!fs.existsSync(f)) return undefined;
   try {
-    return JSON.parse(fs.readFileSync(file(network, containerId, ifname), 'utf8')) as Attachment;
+    return JSON.parse(fs.readFileSync(f, 'utf8')) as Attachment;
   } catch {
     return undefined;
   }

@@ -50,16 +50,17 @@ export function delegateIpam(req: CniRequest, verb: Verb): Result | undefined {
 export function startDelegateIpam(req: CniRequest, verb: Verb): { finish(): Result | undefined } {
   const type = req.config.ipam?.type;
   if (typeof type !== 'string' || !type) throw new CniError(ERR_IPAM, 'ipam type missing from network config');
-  const file = findInPath(type, req.path);
-  if (!file) throw new CniError(ERR_IPAM, `ipam plugin ${type} not found in CNI_PATH`, req.path.join(':'));
   const env: NodeJS.ProcessEnv = {
     ...process.env, CNI_COMMAND: verb, CNI_CONTAINERID: req.containerId, CNI_NETNS: req.netns,
     CNI_IFNAME: req.ifname, CNI_PATH: req.path.join(':'),
   };
   const stdin0 = req.stdin && !req.config.cniVersions ? req.stdin : JSON.stringify(req.config);
   // An ADD may already be running: started by the executable before this code was loaded
-  // (lib/cni/early.ts), for exactly this plugin, environment and stdin.
-  const running = (verb === 'ADD' ? claimEarlyIpam(file, env, stdin0) : undefined) ?? ipamErrors(() => startPlugin(file, env, stdin0));
+  // (lib/cni/early.ts), for exactly this plugin type, environment (CNI_PATH included) and stdin.
+  const early = verb === 'ADD' ? claimEarlyIpam(type, env, stdin0) : undefined;
+  const file = early?.file ?? findInPath(type, req.path);
+  if (!file) throw new CniError(ERR_IPAM, `ipam plugin ${type} not found in CNI_PATH`, req.path.join(':'));
+  const running = early?.running ?? ipamErrors(() => startPlugin(file, env, stdin0));
   return {
     finish: () => {
       let stdin = stdin0;

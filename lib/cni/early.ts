@@ -19,7 +19,7 @@ const CONTAINER_ID = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;
 const IFNAME = /^[^/:\s]{1,15}$/;
 const VERSIONS = ['0.3.0', '0.3.1', '0.4.0', '1.0.0', '1.1.0'];
 
-interface Early { file: string; env: NodeJS.ProcessEnv; stdin: string; running: Running; claimed: boolean }
+interface Early { type: string; file: string; env: NodeJS.ProcessEnv; stdin: string; running: Running; claimed: boolean }
 type Slots = { [SLOT]?: Early; [STDIN]?: string };
 const g = globalThis as Slots;
 
@@ -47,21 +47,21 @@ export function startEarlyIpam(env: NodeJS.ProcessEnv = process.env, readStdin =
     // The environment the plugin would give it (lib/cni/delegate.ts startDelegateIpam).
     const ipamEnv: NodeJS.ProcessEnv = { ...env, CNI_COMMAND: 'ADD', CNI_CONTAINERID: cid, CNI_NETNS: netns, CNI_IFNAME: ifname, CNI_PATH: path.join(':') };
     const running = startPlugin(file, ipamEnv, stdin);
-    g[SLOT] = { file, env: ipamEnv, stdin, running, claimed: false };
+    g[SLOT] = { type, file, env: ipamEnv, stdin, running, claimed: false };
     process.on('exit', releaseUnclaimedEarlyIpam);
   } catch { /* the plugin starts its IPAM itself */ }
 }
 
 /**
- * The running early ADD, when it was started for exactly `file`, `env` and `stdin` (claimed
- * once). One started for anything else is waited for and released here, so that the caller
- * can start its own.
+ * The running early ADD and the plugin file it runs, when it was started for exactly this
+ * IPAM type, environment (CNI_PATH included, so the same file) and stdin; claimed once. One
+ * started for anything else is waited for and released here, so that the caller can start its own.
  */
-export function claimEarlyIpam(file: string, env: NodeJS.ProcessEnv, stdin: string): Running | undefined {
+export function claimEarlyIpam(type: string, env: NodeJS.ProcessEnv, stdin: string): { file: string; running: Running } | undefined {
   const e = g[SLOT];
   if (!e || e.claimed) return undefined;
   e.claimed = true;
-  if (e.file === file && e.stdin === stdin && sameEnv(e.env, env)) return e.running;
+  if (e.type === type && e.stdin === stdin && sameEnv(e.env, env)) return { file: e.file, running: e.running };
   release(e);
   return undefined;
 }

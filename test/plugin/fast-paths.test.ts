@@ -108,14 +108,15 @@ t.test('early IPAM start: claimed when the plugin asks for exactly it, released 
   fs.rmSync(logFile, { force: true });
 
   startEarlyIpam(env('c1'), () => conf());
-  const claimed = claimEarlyIpam(file, ipamEnv(env('c1')), conf());
+  const claimed = claimEarlyIpam('rec', ipamEnv(env('c1')), conf());
   t.ok(claimed, 'same plugin, environment and stdin: claimed');
-  t.equal(claimed!.finish().status, 0);
-  t.equal(claimEarlyIpam(file, ipamEnv(env('c1')), conf()), undefined, 'claimed once');
+  t.equal(claimed!.file, file, 'the file it found');
+  t.equal(claimed!.running.finish().status, 0);
+  t.equal(claimEarlyIpam('rec', ipamEnv(env('c1')), conf()), undefined, 'claimed once');
   t.same(calls(), ['ADD c1']);
 
   startEarlyIpam(env('c2'), () => conf());
-  t.equal(claimEarlyIpam(file, ipamEnv(env('c2', { K8S_EXTRA: '1' })), conf()), undefined, 'another environment: not claimed');
+  t.equal(claimEarlyIpam('rec', ipamEnv(env('c2', { K8S_EXTRA: '1' })), conf()), undefined, 'another environment: not claimed');
   t.same(calls(), ['ADD c1', 'ADD c2', 'DEL c2'], 'the early ADD was released');
 
   startEarlyIpam(env('c3'), () => conf());
