@@ -71,28 +71,44 @@ const bundle = cni ? 'cni' : 'brindle';
 // text, read in place from the executable.
 const compile = (name, cachedData) => new vm.Script(Buffer.from(sea.getRawAsset(name + '.js')).toString('latin1'), { filename: name + '.js', cachedData });
 const run = (script) => { const mod = { exports: {} }; script.runInThisContext()(mod.exports, require, mod, process.execPath, dir); };
-// File: uint16 LE header length, header = the "flavours" it covers (comma-separated, e.g. the
-// IPAM types the plugin ran with), uint32 LE length of the early script's cache (0: none) and
-// that cache, then the bundle's V8 cache data.
-const warmFile = cni ? dir + '/' + prog + '.ccache' : '';
-let data, earlyData, warm = false, flavours = [];
-if (warmFile) {
-  let fd = -1;
+// A plugin call's stdin is read here, once (the early script and the plugin take it from
+// here): its IPAM type (the "flavour") picks the warm code cache.
+let flavour = '';
+if (cni) {
   try {
-    fd = fs.openSync(warmFile, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
-    const st = fs.fstatSync(fd);
-    // Trusted as the extracted addons are: a regular file owned by us, not writable by others.
-    if (st.isFile() && st.uid === process.getuid() && (st.mode & 0o022) === 0) {
-      const buf = fs.readFileSync(fd);
-      const n = buf.readUInt16LE(0);
-      flavours = buf.toString('latin1', 2, 2 + n).split(',').filter(Boolean);
-      const e = buf.readUInt32LE(2 + n);
-      if (e) earlyData = buf.subarray(6 + n, 6 + n + e);
-      data = buf.subarray(6 + n + e);
-      warm = true;
-    }
-  } catch { /* absent: the build-time caches */ }
-  if (fd >= 0) fs.closeSync(fd);
+    const text = fs.readFileSync(0, 'utf8');
+    globalThis[Symbol.for('brindle.stdin')] = text;
+    const t = JSON.parse(text).ipam.type;
+    if (typeof t === 'string') flavour = t;
+  } catch { /* the plugin reads or reports it */ }
+}
+// Layout: uint16 LE header length, header = the flavours it covers (comma-separated), uint32 LE
+// length of the early script's cache (0: none) and that cache, then the bundle's V8 cache data.
+// From: the one the build trained for this flavour and embedded (asset <prog>@<flavour>.warm,
+// a real ADD run when the executable was built), else a file under the native dir, written
+// after an ADD down a path not cached yet, else the build-time caches (top-level code only).
+const warmFile = cni ? dir + '/' + prog + '.ccache' : '';
+let data, earlyData, warm = '', flavours = [];
+if (warmFile) {
+  let buf = null;
+  if (flavour) { try { buf = Buffer.from(sea.getRawAsset(prog + '@' + flavour + '.warm')); warm = 'embedded'; } catch { /* not trained for it */ } }
+  if (!buf && fs.existsSync(warmFile)) {
+    let fd = -1;
+    try {
+      fd = fs.openSync(warmFile, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
+      const st = fs.fstatSync(fd);
+      // Trusted as the extracted addons are: a regular file owned by us, not writable by others.
+      if (st.isFile() && st.uid === process.getuid() && (st.mode & 0o022) === 0) { buf = fs.readFileSync(fd); warm = warmFile; }
+    } catch { /* unreadable: the embedded one */ }
+    if (fd >= 0) fs.closeSync(fd);
+  }
+  if (buf) {
+    const n = buf.readUInt16LE(0);
+    flavours = buf.toString('latin1', 2, 2 + n).split(',').filter(Boolean);
+    const e = buf.readUInt32LE(2 + n);
+    if (e) earlyData = buf.subarray(6 + n, 6 + n + e);
+    data = buf.subarray(6 + n + e);
+  }
 }
 if (tm) tm.push(['cache read', performance.now(), cpu()]);
 // An ADD of the brindle plugin first runs the small early script (plugins/early.ts): it starts
@@ -107,7 +123,7 @@ if (cni && prog === 'brindle' && env.CNI_COMMAND === 'ADD') {
 if (!data) data = Buffer.from(sea.getRawAsset(bundle + '.ccache'));
 const script = compile(bundle, data);
 if (tm) tm.push(['compiled', performance.now(), cpu()]);
-if (env.BRINDLE_DEBUG_CCACHE) fs.writeSync(2, 'brindle: ' + bundle + ' code cache ' + (warm ? warmFile + ' [' + flavours + ']' : 'build') + (script.cachedDataRejected ? ' rejected' : ' accepted') + (early ? ', early script ' + (earlyData ? 'warm' : 'build') + (early.cachedDataRejected ? ' rejected' : ' accepted') : '') + '\\n');
+if (env.BRINDLE_DEBUG_CCACHE) fs.writeSync(2, 'brindle: ' + bundle + ' code cache ' + (warm ? warm + ' [' + flavours + ']' : 'build') + (script.cachedDataRejected ? ' rejected' : ' accepted') + (early ? ', early script ' + (earlyData ? 'warm' : 'build') + (early.cachedDataRejected ? ' rejected' : ' accepted') : '') + '\\n');
 const wanted = new Set();
 // The plugin names the path it took (its IPAM type); a cache lacking it is re-taken after the run.
 globalThis[Symbol.for('brindle.codeCache')] = { want(f) { wanted.add(String(f)); } };
@@ -211,24 +227,92 @@ for (const [name, file] of Object.entries(addons)) {
   assets[`${name}.sha256`] = hashFile;
 }
 
-const seaConfig = {
-  main: seaMain,
-  output: path.join(out, 'sea-prep.blob'),
-  disableExperimentalSEAWarning: true,
-  ...(mode === 'snapshot' ? { useSnapshot: true } : { useCodeCache: true }),
-  assets,
-};
-fs.writeFileSync(path.join(out, 'sea-config.json'), JSON.stringify(seaConfig, null, 2));
-execFileSync(process.execPath, ['--experimental-sea-config', path.join(out, 'sea-config.json')], { stdio: 'inherit' });
+/** The SEA blob for `withAssets`, injected into a copy of this node binary at `file`. */
+function makeExecutable(file, withAssets) {
+  const seaConfig = {
+    main: seaMain,
+    output: path.join(out, 'sea-prep.blob'),
+    disableExperimentalSEAWarning: true,
+    ...(mode === 'snapshot' ? { useSnapshot: true } : { useCodeCache: true }),
+    assets: withAssets,
+  };
+  fs.writeFileSync(path.join(out, 'sea-config.json'), JSON.stringify(seaConfig, null, 2));
+  execFileSync(process.execPath, ['--experimental-sea-config', path.join(out, 'sea-config.json')], { stdio: ['ignore', 'ignore', 'inherit'] });
+  fs.copyFileSync(process.execPath, file);
+  fs.chmodSync(file, 0o755);
+  execFileSync(process.execPath, [
+    require.resolve('postject/dist/cli.js'), file, 'NODE_SEA_BLOB', path.join(out, 'sea-prep.blob'),
+    '--sentinel-fuse', 'NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2',
+  ], { stdio: ['ignore', 'ignore', 'pipe'], encoding: 'utf8' }); // LIEF warns about .note sections; errors still throw
+}
+
+/**
+ * The trained warm code cache: real plugin ADDs (and DELs) with the executable just built, one
+ * per IPAM flavour (Debian's host-local, brindle-ipam on an embedded store in a temporary
+ * directory), in two network namespaces made here for it (per-run names, removed after), so
+ * that even a node's first ADD finds every function it runs already compiled. Needs root, `ip`
+ * and host-local; without them (or with BRINDLE_NO_TRAIN=1) the first ADD on a node trains
+ * it instead. Returns the assets (name → file), or null.
+ */
+function trainWarmCache(file) {
+  const hostLocal = ['/usr/lib/cni/host-local', '/opt/cni/bin/host-local'].find((f) => fs.existsSync(f));
+  if (process.env.BRINDLE_NO_TRAIN || process.getuid?.() !== 0 || !hostLocal) return null;
+  const work = fs.mkdtempSync(path.join(out, 'train-'));
+  const tag = `bttrain${process.pid.toString(36)}`;
+  const nodeNs = `${tag}n`, podNs = `${tag}p`;
+  const ip = (...a) => execFileSync('ip', a, { stdio: 'ignore' });
+  const made = [];
+  try {
+    for (const ns of [nodeNs, podNs]) { ip('netns', 'add', ns); made.push(ns); }
+    const bin = path.join(work, 'bin');
+    fs.mkdirSync(bin);
+    fs.symlinkSync(file, path.join(bin, 'brindle'));
+    fs.symlinkSync(file, path.join(bin, 'brindle-ipam'));
+    fs.symlinkSync(hostLocal, path.join(bin, 'host-local'));
+    const call = (verb, conf, native) => {
+      const r = spawnSync('ip', ['netns', 'exec', nodeNs, path.join(bin, 'brindle')], {
+        input: JSON.stringify(conf), encoding: 'utf8',
+        env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin', CNI_COMMAND: verb, CNI_CONTAINERID: 'train', CNI_NETNS: `/var/run/netns/${podNs}`,
+          CNI_IFNAME: 'eth0', CNI_ARGS: 'IgnoreUnknown=1', CNI_PATH: bin, BRINDLE_NATIVE_DIR: native,
+          BRINDLE_STATE_DIR: path.join(work, 'state'), BRINDLE_RUN_DIR: path.join(work, 'run') },
+      });
+      if (r.status !== 0) throw new Error(`training ${verb}: ${r.stdout}${r.stderr}`);
+    };
+    const base = { cniVersion: '1.0.0', name: 'train', type: 'brindle', mtu: 1500, log_file_path: path.join(work, 'cni.log') };
+    const flavours = [
+      { ...base, ipam: { type: 'host-local', dataDir: path.join(work, 'ipam'), ranges: [[{ subnet: '10.251.0.0/24' }]] } },
+      { ...base, nodename: 'train', embedded_path: path.join(work, 'brindle.db'), ipam: { type: 'brindle-ipam' } },
+    ];
+    const trained = {};
+    for (const conf of flavours) {
+      // A native dir per flavour: each cache holds what its own path compiles, no more.
+      const native = path.join(work, `native-${conf.ipam.type}`);
+      call('ADD', conf, native);
+      call('DEL', conf, native);
+      const dirs = fs.readdirSync(native).filter((d) => fs.existsSync(path.join(native, d, 'brindle.ccache')));
+      if (dirs.length !== 1) throw new Error(`training ${conf.ipam.type} left ${dirs.length} warm caches`);
+      const warm = path.join(out, `brindle@${conf.ipam.type}.warm`);
+      fs.copyFileSync(path.join(native, dirs[0], 'brindle.ccache'), warm);
+      trained[`brindle@${conf.ipam.type}.warm`] = warm;
+    }
+    return trained;
+  } catch (err) {
+    console.warn(`build: no trained code cache (${err.message.split('\n')[0]}); the first ADD on a node trains it`);
+    return null;
+  } finally {
+    for (const ns of made) { try { ip('netns', 'del', ns); } catch { /* gone */ } }
+    fs.rmSync(work, { recursive: true, force: true });
+  }
+}
 
 const exe = path.join(dist, 'brindle');
 const tmp = `${exe}.${process.pid}.tmp`;
-fs.copyFileSync(process.execPath, tmp);
-fs.chmodSync(tmp, 0o755);
-execFileSync(process.execPath, [
-  require.resolve('postject/dist/cli.js'), tmp, 'NODE_SEA_BLOB', path.join(out, 'sea-prep.blob'),
-  '--sentinel-fuse', 'NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2',
-], { stdio: ['ignore', 'ignore', 'pipe'], encoding: 'utf8' }); // LIEF warns about .note sections; errors still throw
+makeExecutable(tmp, assets);
+if (mode === 'warmcache') {
+  const trained = trainWarmCache(tmp);
+  // The same scripts and caches, with the trained ones added: V8 takes them as the same source.
+  if (trained) makeExecutable(tmp, { ...assets, ...trained });
+}
 fs.renameSync(tmp, exe);
 for (const f of fs.readdirSync(out)) fs.renameSync(path.join(out, f), path.join(finalOut, f));
 fs.rmSync(out, { recursive: true, force: true });
@@ -251,7 +335,7 @@ if (mode === 'warmcache') {
   const nativeDir = fs.mkdtempSync(path.join(finalOut, '.native-'));
   try {
     const c = spawnSync(exe, [], { input: '{"cniVersion":"1.1.0"}', encoding: 'utf8', env: { ...process.env, CNI_COMMAND: 'VERSION', BRINDLE_NATIVE_DIR: nativeDir, BRINDLE_DEBUG_CCACHE: '1' } });
-    if (!/cni code cache build accepted/.test(c.stderr) || !/supportedVersions/.test(c.stdout)) throw new Error(`built executable's CNI bundle: ${c.stderr.trim() || c.stdout.trim() || 'no answer'}`);
+    if (!/cni code cache (build|embedded \[[^\]]*\]) accepted/.test(c.stderr) || !/supportedVersions/.test(c.stdout)) throw new Error(`built executable's CNI bundle: ${c.stderr.trim() || c.stdout.trim() || 'no answer'}`);
   } finally {
     fs.rmSync(nativeDir, { recursive: true, force: true });
   }

@@ -23,11 +23,11 @@ interface Early { type: string; file: string; env: NodeJS.ProcessEnv; stdin: str
 type Slots = { [SLOT]?: Early; [STDIN]?: string };
 const g = globalThis as Slots;
 
-/** Stdin as this process received it, when the early start has read it; undefined otherwise. */
+/** Stdin as this process received it, when the executable's loader or the early start read it; undefined otherwise. */
 export function earlyStdin(): string | undefined { return g[STDIN]; }
 
 /** Starts the delegated IPAM plugin of a `brindle` ADD, when the request is plain enough to be sure. */
-export function startEarlyIpam(env: NodeJS.ProcessEnv = process.env, readStdin = (): string => fs.readFileSync(0, 'utf8')): void {
+export function startEarlyIpam(env: NodeJS.ProcessEnv = process.env, readStdin = (): string => g[STDIN] ?? fs.readFileSync(0, 'utf8')): void {
   if (env.CNI_COMMAND !== 'ADD' || (g[SLOT] && !g[SLOT].claimed)) return;
   try {
     const stdin = readStdin();

@@ -169,6 +169,15 @@ t.test('the built executable runs the CNI-only bundle exactly for plugin invocat
   r = run('brindle', ['ctl', 'version'], 'ADD');
   t.equal(bundleOf(r.stderr), 'brindle', 'arguments mean a command, not a plugin call: the whole bundle');
   t.match(r.stdout, /^brindlectl \d/);
+  // Built as root with host-local at hand, the executable carries a code cache trained by real
+  // ADDs, per IPAM flavour, chosen by the config's ipam.type (stdin).
+  if (process.getuid?.() === 0 && fs.existsSync('/usr/lib/cni/host-local')) {
+    for (const flavour of ['host-local', 'brindle-ipam']) {
+      const v = spawnSync(exe, [], { env: { PATH: process.env.PATH, BRINDLE_NATIVE_DIR: nativeDir, BRINDLE_DEBUG_CCACHE: '1', BRINDLE_ARGV0: 'brindle', CNI_COMMAND: 'VERSION' },
+        input: JSON.stringify({ cniVersion: '1.0.0', name: 'n', type: 'brindle', ipam: { type: flavour } }), encoding: 'utf8' });
+      t.match(v.stderr, new RegExp(`cni code cache embedded \\[${flavour}\\] accepted`), `trained cache for ${flavour}`);
+    }
+  }
   // BRINDLE_DEBUG_TIMING: Node's milestones, the loader's and the plugin's, in order, on stderr.
   r = run('brindle', [], 'VERSION', { BRINDLE_DEBUG_TIMING: '1' });
   const labels = r.stderr.split('\n').map((l) => /^\s*[\d.]+(?:\s+cpu\s+[\d.]+)?\s+(.+)$/.exec(l)?.[1]).filter(Boolean);
