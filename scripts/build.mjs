@@ -111,10 +111,11 @@ if (warmFile) {
   }
 }
 if (tm) tm.push(['cache read', performance.now(), cpu()]);
-// An ADD of the brindle plugin first runs the small early script (plugins/early.ts): it starts
-// a delegated IPAM plugin, which then works while this process compiles and runs the plugin.
+// An ADD of the brindle plugin with a delegated IPAM plugin (not its own, in-process) first runs
+// the small early script (plugins/early.ts): it starts that plugin, which then works while this
+// process compiles and runs the plugin.
 let early = null;
-if (cni && prog === 'brindle' && env.CNI_COMMAND === 'ADD') {
+if (cni && prog === 'brindle' && env.CNI_COMMAND === 'ADD' && flavour && flavour !== 'brindle-ipam') {
   try {
     early = compile('early', earlyData || Buffer.from(sea.getRawAsset('early.ccache')));
     run(early);
