@@ -272,7 +272,7 @@ function trainWarmCache(file) {
     fs.symlinkSync(hostLocal, path.join(bin, 'host-local'));
     const call = (verb, conf, native) => {
       const r = spawnSync('ip', ['netns', 'exec', nodeNs, path.join(bin, 'brindle')], {
-        input: JSON.stringify(conf), encoding: 'utf8',
+        input: JSON.stringify(conf), encoding: 'utf8', timeout: 60_000, killSignal: 'SIGKILL',
         env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin', CNI_COMMAND: verb, CNI_CONTAINERID: 'train', CNI_NETNS: `/var/run/netns/${podNs}`,
           CNI_IFNAME: 'eth0', CNI_ARGS: 'IgnoreUnknown=1', CNI_PATH: bin, BRINDLE_NATIVE_DIR: native,
           BRINDLE_STATE_DIR: path.join(work, 'state'), BRINDLE_RUN_DIR: path.join(work, 'run') },
