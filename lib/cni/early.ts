@@ -10,14 +10,12 @@
 import fs = require('node:fs');
 import { attachmentPath } from './attachments';
 import { findInPath, startPlugin, type Running } from '../native/spawn';
+import { validateContainerId, validateIfname } from './validate';
+import { SUPPORTED_VERSIONS } from './version';
 
 const SLOT = Symbol.for('brindle.earlyIpam');
 const STDIN = Symbol.for('brindle.stdin');
 const OWN_IPAM = 'brindle-ipam';
-// As lib/cni/skel.ts validates them.
-const CONTAINER_ID = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;
-const IFNAME = /^[^/:\s]{1,15}$/;
-const VERSIONS = ['0.3.0', '0.3.1', '0.4.0', '1.0.0', '1.1.0'];
 
 interface Early { type: string; file: string; env: NodeJS.ProcessEnv; stdin: string; running: Running; claimed: boolean }
 type Slots = { [SLOT]?: Early; [STDIN]?: string };
@@ -36,9 +34,11 @@ export function startEarlyIpam(env: NodeJS.ProcessEnv = process.env, readStdin =
     const type = conf?.ipam?.type;
     const cid = env.CNI_CONTAINERID ?? '', ifname = env.CNI_IFNAME ?? '', netns = env.CNI_NETNS ?? '';
     if (typeof conf !== 'object' || conf === null || conf.type !== 'brindle' || typeof conf.name !== 'string' || !conf.name
-      || !VERSIONS.includes(conf.cniVersion) || conf.cniVersions !== undefined || conf.prevResult !== undefined
-      || typeof type !== 'string' || type === OWN_IPAM || type.includes('/')
-      || !CONTAINER_ID.test(cid) || !IFNAME.test(ifname) || ifname === '.' || ifname === '..' || !netns) return;
+      || !(SUPPORTED_VERSIONS as readonly string[]).includes(conf.cniVersion) || conf.cniVersions !== undefined || conf.prevResult !== undefined
+      || typeof type !== 'string' || type === OWN_IPAM || type.includes('/') || !netns) return;
+    // The plugin's own rules (it would refuse the request before delegating).
+    validateContainerId(cid);
+    validateIfname(ifname);
     const path = (env.CNI_PATH ?? '').split(':').filter(Boolean);
     // A repeated ADD returns the attachment it has: no second allocation to start.
     if (fs.existsSync(attachmentPath(conf.name, cid, ifname, env))) return;

@@ -17,6 +17,10 @@ import { cidrContains, parseCidr, parseIp } from '../../lib/ip';
 process.env.BRINDLE_USE_DIST ??= '1';
 
 const POOL6 = 'fd00:10:244::/64';
+const DUAL_STACK_POOLS = [
+  { name: 'default-ipv4-ippool', spec: { cidr: '10.244.0.0/16' } },
+  { name: 'default-ipv6-ippool', spec: { cidr: POOL6, blockSize: 122 } },
+];
 const status = (n: ClusterNode): Promise<AgentStatus> => queryStatus(path.join(n.runDir, 'agent.sock'));
 const DUAL = { ipam: { type: 'brindle-ipam', assign_ipv4: 'true', assign_ipv6: 'true' } };
 
@@ -35,10 +39,7 @@ t.test('dual-stack mesh: ipv6 blocks over ipv6 sessions, pods ping over ipv6', a
   t.teardown(() => scope.cleanup());
   const c = await Cluster.create(scope, {
     nodes: 3, ipv6: true,
-    pools: [
-      { name: 'default-ipv4-ippool', spec: { cidr: '10.244.0.0/16' } },
-      { name: 'default-ipv6-ippool', spec: { cidr: POOL6, blockSize: 122 } },
-    ],
+    pools: DUAL_STACK_POOLS,
   });
   for (const n of c.nodes) c.startAgent(n);
   try {
@@ -140,10 +141,7 @@ t.test('dual-stack mesh with a non-canonical ipv6 node address', async (t) => {
   t.teardown(() => scope.cleanup());
   const c = await Cluster.create(scope, {
     nodes: 2, ipv6: true,
-    pools: [
-      { name: 'default-ipv4-ippool', spec: { cidr: '10.244.0.0/16' } },
-      { name: 'default-ipv6-ippool', spec: { cidr: POOL6, blockSize: 122 } },
-    ],
+    pools: DUAL_STACK_POOLS,
   });
   const [n1, n2] = c.nodes;
   const spelled = n1.ip6!.replace('::', ':0::');
