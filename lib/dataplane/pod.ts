@@ -7,10 +7,14 @@ import { CniError, ERR_CHECK_FAILED, ERR_DATAPLANE, ERR_INVALID_ENV } from '../c
 import { NetlinkError } from '../netlink/errors';
 import { NetlinkSocket } from '../netlink/socket';
 import { closeFd, openNetns, withNetns } from '../netlink/netns';
-import { addVeth, delLink, getLink, getLinkByIndex, setLinkUp, type Link } from '../netlink/link';
-import { addAddr, listAddrs } from '../netlink/addr';
-import { ensureRoute, getRoute, listRoutes, type Route } from '../netlink/route';
+import { addVeth, delLink, encodeLinkUpRequest, getLink, getLinkByIndex, type Link } from '../netlink/link';
+import { encodeAddrRequest, listAddrs } from '../netlink/addr';
+import { encodeRouteRequest, getRoute, listRoutes, type Route } from '../netlink/route';
+import { encodeNeighParmsRequest } from '../netlink/neigh';
 import { getSysctl, setSysctl } from '../netlink/sysctl';
+import { formatMac } from '../netlink/codec';
+import { NLM_F_CREATE, NLM_F_EXCL, RTM_NEWADDR, RTM_NEWLINK, RTM_NEWROUTE, RTM_SETNEIGHTBL } from '../netlink/constants';
+import type { NetlinkRequest } from '../netlink/socket';
 
 export const HOST_MAC = 'ee:ee:ee:ee:ee:ee';
 export const GATEWAY4 = '169.254.1.1';
@@ -81,17 +85,25 @@ export function podMtu(nl: NetlinkSocket, conf: { mtu?: unknown; encapsulation?:
 }
 
 function v6(ip: string): boolean { return ip.includes(':'); }
+/** The host side's sysctls (what CHECK reads back); configurePod sets the IPv4 ones through netlink. */
 function hostSysctls(ifname: string, hasV6: boolean): [string, string][] {
-  const s: [string, string][] = [
-    [`net/ipv4/conf/${ifname}/proxy_arp`, '1'],
-    [`net/ipv4/neigh/${ifname}/proxy_delay`, '0'],
-    [`net/ipv4/conf/${ifname}/forwarding`, '1'],
-  ];
-  if (hasV6) {
-    s.push([`net/ipv6/conf/${ifname}/accept_ra`, '0'], [`net/ipv6/conf/${ifname}/proxy_ndp`, '1'],
-      [`net/ipv6/conf/${ifname}/forwarding`, '1']);
-  }
-  return s;
+  return [...hostSysctls4(ifname), ...(hasV6 ? hostSysctls6(ifname) : [])];
+}
+function hostSysctls4(ifname: string): [string, string][] {
+  return [[`net/ipv4/conf/${ifname}/proxy_arp`, '1'], [`net/ipv4/neigh/${ifname}/proxy_delay`, '0'], [`net/ipv4/conf/${ifname}/forwarding`, '1']];
+}
+/** IPv6's per-device settings have no netlink form (only the token and address mode do): /proc. */
+function hostSysctls6(ifname: string): [string, string][] {
+  return [[`net/ipv6/conf/${ifname}/accept_ra`, '0'], [`net/ipv6/conf/${ifname}/proxy_ndp`, '1'],
+    [`net/ipv6/conf/${ifname}/forwarding`, '1'], [`net/ipv6/conf/${ifname}/accept_dad`, '0']];
+}
+
+/** A random locally administered unicast MAC, as the kernel gives a veth end without one. */
+export function randomMac(): string {
+  const b = new Uint8Array(6);
+  for (let i = 0; i < 6; i++) b[i] = (Math.random() * 256) | 0;
+  b[0] = (b[0] & 0xfe) | 0x02;
+  return formatMac(b);
 }
 
 /** The two ends of a pod's veth right after creation (see createPodLinks). */
@@ -103,20 +115,28 @@ function step<T>(what: string, fn: () => T): T {
 
 /**
  * First half of a pod's wiring, which needs no address: the veth pair (the slow part in the
- * kernel), both ends looked up. The plugin runs it while a delegated IPAM plugin is working.
+ * kernel). The plugin runs it while a delegated IPAM plugin is working. Both ends' indexes
+ * come from the kernel's echo of the new host side (its IFLA_LINK is the pod side's index) and
+ * the pod side's MAC is chosen here, so no lookup follows; a kernel without the echo gets both
+ * ends looked up.
  */
 export function createPodLinks(nlHost: NetlinkSocket, nlPod: NetlinkSocket, spec: Omit<PodSpec, 'ips'>): PodLinks {
   const { hostIfname, ifname, netns, mtu } = spec;
+  const podMac = randomMac();
   // The peer is created directly in the pod namespace (IFLA_NET_NS_FD): no move, no rename.
   const fd = step(`open netns ${netns}`, () => openNetns(netns));
+  let echoed: Link | undefined;
   try {
-    addVeth(nlHost, { name: hostIfname, peerName: ifname, peerNetnsFd: fd, mtu, mac: HOST_MAC });
+    echoed = addVeth(nlHost, { name: hostIfname, peerName: ifname, peerNetnsFd: fd, mtu, mac: HOST_MAC, peerMac: podMac });
   } catch (err) {
     // Nothing was made: a name already taken (on either side) is the caller's to diagnose.
     if (err instanceof NetlinkError && err.exists) throw new VethExistsError(hostIfname, ifname, netns);
     throw dataplaneError(err, `add veth ${hostIfname} peer ${ifname}`);
   } finally {
     closeFd(fd);
+  }
+  if (echoed?.peerIndex && echoed.name === hostIfname) {
+    return { host: echoed, pod: { index: echoed.peerIndex, name: ifname, mtu: echoed.mtu, mac: podMac, up: false, flags: 0 } };
   }
   try {
     const host = step(`get link ${hostIfname}`, () => getLink(nlHost, hostIfname));
@@ -138,16 +158,22 @@ export class VethExistsError extends CniError {
   }
 }
 
-/** Second half of a pod's wiring (after createPodLinks): sysctls, links up, the addresses and the routes. */
+/**
+ * Second half of a pod's wiring (after createPodLinks): sysctls, links up, the addresses and the
+ * routes, in three netlink round trips: the host side up with its IPv4 settings and ARP proxy
+ * delay; the pod side's addresses, up and routes; the host's routes to the pod.
+ */
 export function configurePod(nlHost: NetlinkSocket, nlPod: NetlinkSocket, links: PodLinks, spec: PodSpec): PodWiring {
   const { hostIfname, ifname, netns } = spec;
   const { host, pod } = links;
   const hasV6 = spec.ips.some(v6);
   const hasV4 = spec.ips.some((ip) => !v6(ip));
-  // Sysctls before up: accept_ra=0 and no DAD must hold before IPv6 configures the link.
-  for (const [key, value] of hostSysctls(hostIfname, hasV6)) step(`set sysctl ${key}`, () => setSysctl(key, value));
-  if (hasV6) step(`set sysctl net/ipv6/conf/${hostIfname}/accept_dad`, () => setSysctl(`net/ipv6/conf/${hostIfname}/accept_dad`, '0'));
-  step(`set link ${hostIfname} up`, () => setLinkUp(nlHost, host.index));
+  // IPv6 settings before up: accept_ra=0 and no DAD must hold before IPv6 configures the link.
+  if (hasV6) for (const [key, value] of hostSysctls6(hostIfname)) step(`set sysctl ${key}`, () => setSysctl(key, value));
+  series(nlHost, [
+    [`set link ${hostIfname} up (forwarding, proxy_arp)`, { type: RTM_NEWLINK, flags: 0, body: encodeLinkUpRequest(host.index, { forwarding: true, proxyArp: true }) }],
+    [`set sysctl net/ipv4/neigh/${hostIfname}/proxy_delay`, { type: RTM_SETNEIGHTBL, flags: 0, body: encodeNeighParmsRequest({ family: 4, index: host.index, proxyDelayMs: 0 }) }],
+  ]);
 
   if (hasV6) {
     // Without DAD the pod's addresses are usable at once (no 1–2 s tentative phase).
@@ -156,21 +182,32 @@ export function configurePod(nlHost: NetlinkSocket, nlPod: NetlinkSocket, links:
       setSysctl(`net/ipv6/conf/${ifname}/accept_ra`, '0');
     }));
   }
+  const podMsgs: [string, NetlinkRequest, boolean?][] = [];
   for (const ip of spec.ips) {
     const cidr = `${ip}/${v6(ip) ? 128 : 32}`;
-    step(`add address ${cidr} dev ${ifname}`, () => addAddr(nlPod, pod.index, cidr, v6(ip) ? { nodad: true } : {}));
+    podMsgs.push([`add address ${cidr} dev ${ifname}`, { type: RTM_NEWADDR, flags: NLM_F_CREATE | NLM_F_EXCL, body: encodeAddrRequest(pod.index, cidr, v6(ip) ? { nodad: true } : {}) }]);
   }
-  step(`set link ${ifname} up`, () => setLinkUp(nlPod, pod.index));
-  for (const r of podRoutes(pod.index, hasV4, hasV6)) {
-    step(`add route ${r.dst}${r.gateway ? ` via ${r.gateway}` : ''} dev ${ifname}`, () => ensureRoute(nlPod, r));
-  }
-  for (const r of hostRoutes(host.index, spec.ips)) {
-    step(`add route ${r.dst} dev ${hostIfname}`, () => ensureRoute(nlHost, r));
-  }
+  podMsgs.push([`set link ${ifname} up`, { type: RTM_NEWLINK, flags: 0, body: encodeLinkUpRequest(pod.index) }]);
+  for (const r of podRoutes(pod.index, hasV4, hasV6)) podMsgs.push(routeMsg(r, `add route ${r.dst}${r.gateway ? ` via ${r.gateway}` : ''} dev ${ifname}`));
+  series(nlPod, podMsgs);
+  series(nlHost, hostRoutes(host.index, spec.ips).map((r) => routeMsg(r, `add route ${r.dst} dev ${hostIfname}`)));
   return {
     hostIf: { name: hostIfname, mac: HOST_MAC, index: host.index },
     podIf: { name: ifname, mac: pod.mac, index: pod.index, mtu: pod.mtu },
   };
+}
+
+/** A route to add, where one already there is fine (ensureRoute's rule). */
+function routeMsg(r: Route, what: string): [string, NetlinkRequest, boolean] {
+  return [what, { type: RTM_NEWROUTE, flags: NLM_F_CREATE | NLM_F_EXCL, body: encodeRouteRequest(r) }, true];
+}
+
+/** Sends steps in one round trip; throws the first failure in order (as a 101 naming its step). */
+function series(nl: NetlinkSocket, steps: [string, NetlinkRequest, boolean?][]): void {
+  const errors = nl.requestSeries(steps.map((s) => s[0]), steps.map((s) => s[1]));
+  errors.forEach((err, i) => {
+    if (err && !(steps[i][2] && err.exists)) throw dataplaneError(err, steps[i][0]);
+  });
 }
 
 function podRoutes(index: number, hasV4: boolean, hasV6: boolean): Route[] {

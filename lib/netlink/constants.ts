@@ -80,6 +80,7 @@ export const RTM_GETROUTE = 26;
 export const RTM_NEWNEIGH = 28;
 export const RTM_DELNEIGH = 29;
 export const RTM_GETNEIGH = 30;
+export const RTM_SETNEIGHTBL = 67;
 
 // struct ifinfomsg flags (linux/if.h)
 export const IFF_UP = 0x1;
@@ -103,6 +104,7 @@ export const IFLA_OPERSTATE = 16;
 export const IFLA_LINKINFO = 18;
 export const IFLA_NET_NS_PID = 19;
 export const IFLA_IFALIAS = 20;
+export const IFLA_AF_SPEC = 26;
 export const IFLA_GROUP = 27;
 export const IFLA_NET_NS_FD = 28;
 export const IFLA_EXT_MASK = 29;
@@ -115,6 +117,15 @@ export const IFLA_INFO_DATA = 2;
 export const IFLA_INFO_SLAVE_KIND = 4;
 
 export const VETH_INFO_PEER = 1;
+// IFLA_AF_SPEC / AF_INET (linux/if_link.h) and IPV4_DEVCONF_* (linux/ip.h): net.ipv4.conf.<dev>.*
+export const IFLA_INET_CONF = 1;
+export const IPV4_DEVCONF_FORWARDING = 1;
+export const IPV4_DEVCONF_PROXY_ARP = 3;
+// Neighbour tables (linux/neighbour.h): NDTA_* and the per-device NDTPA_* parameters
+export const NDTA_NAME = 1;
+export const NDTA_PARMS = 6;
+export const NDTPA_IFINDEX = 1;
+export const NDTPA_PROXY_DELAY = 13;
 
 export const IFLA_VXLAN_ID = 1;
 export const IFLA_VXLAN_GROUP = 2;

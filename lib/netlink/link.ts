@@ -1,7 +1,7 @@
 // Links (RTM_NEWLINK/DELLINK/GETLINK): veth pairs with the peer created straight into another
 // namespace, vxlan and bridge devices, up/down, MTU, MAC, name, master, and lookups.
 import {
-  AF_UNSPEC, IFF_LOWER_UP, IFF_UP, IFLA_ADDRESS, IFLA_IFNAME, IFLA_INFO_DATA, IFLA_INFO_KIND,
+  AF_INET, AF_UNSPEC, IFF_LOWER_UP, IFLA_AF_SPEC, IFLA_INET_CONF, IPV4_DEVCONF_FORWARDING, IPV4_DEVCONF_PROXY_ARP, NLM_F_ECHO, IFF_UP, IFLA_ADDRESS, IFLA_IFNAME, IFLA_INFO_DATA, IFLA_INFO_KIND,
   IFLA_LINK, IFLA_LINK_NETNSID, IFLA_LINKINFO, IFLA_MASTER, IFLA_MTU, IFLA_NET_NS_FD, IFLA_OPERSTATE,
   IFLA_VXLAN_ID, IFLA_VXLAN_LEARNING, IFLA_VXLAN_LINK, IFLA_VXLAN_LOCAL, IFLA_VXLAN_LOCAL6, IFLA_VXLAN_PORT,
   IF_OPER_UP, NLM_F_CREATE, NLM_F_EXCL, RTM_DELLINK, RTM_GETLINK, RTM_NEWLINK, VETH_INFO_PEER,
@@ -97,9 +97,18 @@ export function encodeVethRequest(o: VethOptions): Uint8Array {
   return w.take();
 }
 
-/** Creates a veth pair. Equivalent to `ip link add NAME type veth peer name PEER [netns NS]`. */
-export function addVeth(nl: NetlinkSocket, o: VethOptions): void {
-  nl.request(`add veth ${o.name} peer ${o.peerName}`, RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, encodeVethRequest(o));
+/**
+ * Creates a veth pair. Equivalent to `ip link add NAME type veth peer name PEER [netns NS]`.
+ * Returns the new link NAME as the kernel echoes it (NLM_F_ECHO, Linux 6.2+): its index, and
+ * in peerIndex the peer's index in the peer's namespace; undefined from a kernel that does not
+ * echo (look the two ends up then).
+ */
+export function addVeth(nl: NetlinkSocket, o: VethOptions): Link | undefined {
+  let link: Link | undefined;
+  nl.requestEach(`add veth ${o.name} peer ${o.peerName}`, RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL | NLM_F_ECHO, encodeVethRequest(o), (t, p) => {
+    if (t === RTM_NEWLINK) link = decodeLink(p);
+  });
+  return link;
 }
 
 /** Body of `ip link add NAME type vxlan id VNI local IP dstport PORT [nolearning] [dev D]`. */
@@ -195,9 +204,33 @@ function setLink(nl: NetlinkSocket, op: string, index: number, fill: (w: NlWrite
   nl.request(op, RTM_NEWLINK, 0, w.view());
 }
 
-/** Equivalent to `ip link set dev X up`. */
-export function setLinkUp(nl: NetlinkSocket, index: number): void {
-  setLink(nl, `set link ${index} up`, index, () => undefined, IFF_UP, IFF_UP);
+/** IPv4 settings of a device (sysctl net.ipv4.conf.<dev>.*) that RTM_NEWLINK can set (IFLA_INET_CONF). */
+export interface Ipv4DevConf { forwarding?: boolean; proxyArp?: boolean }
+
+/**
+ * Body of `ip link set dev X up`, with IPv4 device settings in the same message when given
+ * (IFLA_AF_SPEC → AF_INET → IFLA_INET_CONF: what writing net.ipv4.conf.X.forwarding and
+ * proxy_arp does, without opening /proc files).
+ */
+export function encodeLinkUpRequest(index: number, conf?: Ipv4DevConf): Uint8Array {
+  const w = new NlWriter(64);
+  ifinfo(w, index, IFF_UP, IFF_UP);
+  if (conf && (conf.forwarding !== undefined || conf.proxyArp !== undefined)) {
+    const spec = w.beginNested(IFLA_AF_SPEC);
+    const inet = w.beginNested(AF_INET);
+    const c = w.beginNested(IFLA_INET_CONF);
+    if (conf.forwarding !== undefined) w.attrU32(IPV4_DEVCONF_FORWARDING, conf.forwarding ? 1 : 0);
+    if (conf.proxyArp !== undefined) w.attrU32(IPV4_DEVCONF_PROXY_ARP, conf.proxyArp ? 1 : 0);
+    w.endNested(c);
+    w.endNested(inet);
+    w.endNested(spec);
+  }
+  return w.take();
+}
+
+/** Equivalent to `ip link set dev X up` (and the IPv4 settings in `conf`). */
+export function setLinkUp(nl: NetlinkSocket, index: number, conf?: Ipv4DevConf): void {
+  nl.request(`set link ${index} up`, RTM_NEWLINK, 0, encodeLinkUpRequest(index, conf));
 }
 
 /** Equivalent to `ip link set dev X down`. */

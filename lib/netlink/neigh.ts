@@ -2,7 +2,8 @@
 // (AF_BRIDGE) such as a VXLAN device's per-MAC and all-zeros flood entries with NTF_SELF.
 import {
   AF_BRIDGE, AF_INET, AF_INET6, AF_UNSPEC, NDA_DST, NDA_LLADDR, NDA_MASTER, NDA_VNI, NLM_F_APPEND, NLM_F_CREATE,
-  NLM_F_EXCL, NLM_F_REPLACE, NTF_SELF, NUD_NOARP, NUD_PERMANENT, RTM_DELNEIGH, RTM_GETNEIGH, RTM_NEWNEIGH,
+  NDTA_NAME, NDTA_PARMS, NDTPA_IFINDEX, NDTPA_PROXY_DELAY,
+  NLM_F_EXCL, NLM_F_REPLACE, NTF_SELF, NUD_NOARP, NUD_PERMANENT, RTM_DELNEIGH, RTM_GETNEIGH, RTM_NEWNEIGH, RTM_SETNEIGHTBL,
 } from './constants';
 import { NDMSG_LEN, NlWriter, attrU32, decodeAttrs, decodeNdMsg, encodeNdMsg, formatMac, ipText, parseMac } from './codec';
 import type { NetlinkSocket } from './socket';
@@ -101,4 +102,41 @@ export function listNeighs(nl: NetlinkSocket, filter: { index?: number; family?:
     if (filter.family !== undefined && n.family !== filter.family) return undefined;
     return n;
   });
+}
+
+/** Per-device neighbour parameters (sysctl net.ipv4.neigh.<dev>.* / net.ipv6.neigh.<dev>.*) that RTM_SETNEIGHTBL sets. */
+export interface NeighParms {
+  family: 4 | 6;
+  index: number;
+  /** proxy_delay in ms (the sysctl's unit is jiffies shown as such; 0 is 0 in both). */
+  proxyDelayMs?: number;
+}
+
+/**
+ * Body of RTM_SETNEIGHTBL for one device's parameters of the ARP (arp_cache) or NDP
+ * (ndisc_cache) table: ndtmsg, NDTA_NAME, NDTA_PARMS { NDTPA_IFINDEX, NDTPA_PROXY_DELAY (u64 ms) }.
+ * Equivalent to writing net.ipv4.neigh.<dev>.proxy_delay.
+ */
+export function encodeNeighParmsRequest(p: NeighParms): Uint8Array {
+  const w = new NlWriter(64);
+  // struct ndtmsg { u8 ndtm_family; u8 pad1; u16 pad2; }
+  w.u8(p.family === 6 ? AF_INET6 : AF_INET);
+  w.u8(0);
+  w.u16(0);
+  w.attrString(NDTA_NAME, p.family === 6 ? 'ndisc_cache' : 'arp_cache');
+  const parms = w.beginNested(NDTA_PARMS);
+  w.attrU32(NDTPA_IFINDEX, p.index);
+  if (p.proxyDelayMs !== undefined) {
+    const v = new Uint8Array(8), dv = new DataView(v.buffer);
+    dv.setUint32(0, p.proxyDelayMs >>> 0, true);
+    dv.setUint32(4, Math.floor(p.proxyDelayMs / 0x100000000), true);
+    w.attr(NDTPA_PROXY_DELAY, v);
+  }
+  w.endNested(parms);
+  return w.take();
+}
+
+/** Sets one device's neighbour parameters; see encodeNeighParmsRequest. */
+export function setNeighParms(nl: NetlinkSocket, p: NeighParms): void {
+  nl.request(`set neigh parms of ${p.index}`, RTM_SETNEIGHTBL, 0, encodeNeighParmsRequest(p));
 }

@@ -8,8 +8,8 @@ import {
 import { NetlinkDecodeError } from '../../lib/netlink/errors';
 import { decodeRoute, encodeRouteRequest, type Route } from '../../lib/netlink/route';
 import { decodeAddr, encodeAddrRequest, type Addr } from '../../lib/netlink/addr';
-import { decodeLink, encodeVethRequest, encodeVxlanRequest } from '../../lib/netlink/link';
-import { decodeNeigh, encodeNeighRequest, type Neigh } from '../../lib/netlink/neigh';
+import { decodeLink, encodeLinkUpRequest, encodeVethRequest, encodeVxlanRequest } from '../../lib/netlink/link';
+import { decodeNeigh, encodeNeighParmsRequest, encodeNeighRequest, type Neigh } from '../../lib/netlink/neigh';
 import { RTM_NEWROUTE, NLM_F_REQUEST, NLM_F_ACK, NLM_F_CREATE, NLM_F_EXCL, NLMSG_ERROR } from '../../lib/netlink/constants';
 
 /** Annotated hex: whitespace-separated byte pairs, `#` to end of line is a comment. */
@@ -174,6 +174,42 @@ t.test('veth with peer in another namespace', async (t) => {
   const top = decodeAttrs(got, 16);
   const peer = decodeAttrs(decodeAttrs(decodeAttrs(top[18]!)[2]!)[1]!, 16);
   t.equal(Buffer.from(peer[3]!).toString(), 'eth0\0');
+});
+
+t.test('link up with IPv4 device settings (IFLA_AF_SPEC)', async (t) => {
+  t.equal(toHex(encodeLinkUpRequest(7)), toHex(hex(`
+    00 00 0000 07000000 01000000 01000000   # ifinfomsg: index 7, flags IFF_UP, change IFF_UP
+  `)), 'plain up');
+  t.equal(toHex(encodeLinkUpRequest(7, { forwarding: true, proxyArp: true })), toHex(hex(`
+    00 00 0000 07000000 01000000 01000000   # ifinfomsg: index 7, IFF_UP/IFF_UP
+    1c00 1a00                               # IFLA_AF_SPEC (26), 28 bytes
+      1800 0200                             #   AF_INET (2), 24 bytes
+        1400 0100                           #     IFLA_INET_CONF (1), 20 bytes
+          0800 0100 01000000                #       IPV4_DEVCONF_FORWARDING (1) = 1
+          0800 0300 01000000                #       IPV4_DEVCONF_PROXY_ARP (3) = 1
+  `)), 'up + forwarding + proxy_arp');
+  t.equal(toHex(encodeLinkUpRequest(7, { proxyArp: false })), toHex(hex(`
+    00 00 0000 07000000 01000000 01000000
+    1400 1a00 1000 0200 0c00 0100
+          0800 0300 00000000                #       IPV4_DEVCONF_PROXY_ARP (3) = 0
+  `)), 'only what is given');
+});
+
+t.test('neighbour table parameters (RTM_SETNEIGHTBL)', async (t) => {
+  t.equal(toHex(encodeNeighParmsRequest({ family: 4, index: 9, proxyDelayMs: 0 })), toHex(hex(`
+    02 00 0000                              # ndtmsg: AF_INET, pad
+    0e00 0100 6172705f6361636865 00 0000    # NDTA_NAME "arp_cache\\0" (14) + 2 pad
+    1800 0600                               # NDTA_PARMS (6), 24 bytes
+      0800 0100 09000000                    #   NDTPA_IFINDEX 9
+      0c00 0d00 0000000000000000            #   NDTPA_PROXY_DELAY (13), u64 ms 0
+  `)), 'arp_cache proxy_delay 0');
+  t.equal(toHex(encodeNeighParmsRequest({ family: 6, index: 3, proxyDelayMs: 0x100000001 })), toHex(hex(`
+    0a 00 0000                              # ndtmsg: AF_INET6
+    1000 0100 6e646973635f6361636865 00     # NDTA_NAME "ndisc_cache\\0" (16, no pad)
+    1800 0600
+      0800 0100 03000000                    #   NDTPA_IFINDEX 3
+      0c00 0d00 0100000001000000            #   NDTPA_PROXY_DELAY, u64 LE 2^32+1
+  `)), 'ndisc_cache, a u64 past 32 bits');
 });
 
 t.test('vxlan device', async (t) => {

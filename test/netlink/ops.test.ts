@@ -10,10 +10,15 @@ import {
   addBridge, addVeth, addVxlan, delLink, getLink, getLinkByIndex, listLinks, renameLink, setLinkDown, setLinkMac,
   setLinkMaster, setLinkMtu, setLinkUp,
 } from '../../lib/netlink/link';
-import { addAddr, delAddr, ensureAddr, listAddrs } from '../../lib/netlink/addr';
+import { addAddr, delAddr, encodeAddrRequest, ensureAddr, listAddrs } from '../../lib/netlink/addr';
+import { encodeLinkUpRequest } from '../../lib/netlink/link';
+import { encodeNeighParmsRequest, setNeighParms } from '../../lib/netlink/neigh';
+import { encodeRouteRequest } from '../../lib/netlink/route';
 import { addRoute, delRoute, ensureRoute, getRoute, listRoutes, replaceRoute } from '../../lib/netlink/route';
 import { getSysctl, setSysctl } from '../../lib/netlink/sysctl';
-import { IFA_F_NODAD, RTPROT_BRINDLE } from '../../lib/netlink/constants';
+import {
+  IFA_F_NODAD, NLM_F_CREATE, NLM_F_EXCL, RTM_NEWADDR, RTM_NEWLINK, RTM_NEWROUTE, RTM_SETNEIGHTBL, RTPROT_BRINDLE,
+} from '../../lib/netlink/constants';
 
 const nsInode = () => fs.statSync('/proc/thread-self/ns/net').ino;
 
@@ -62,8 +67,9 @@ t.test('withNetns switches the thread and always switches back', async (t) => {
 t.test('veth with the peer created in a second namespace', async (t) => {
   const { ns, nl } = setup(t, 2);
   const fd = openNetns(netnsPath(ns[1]));
+  let echoed;
   try {
-    addVeth(nl, { name: 'host0', peerName: 'eth0', peerNetnsFd: fd, mtu: 1450, mac: 'ee:ee:ee:ee:ee:ee', peerMac: '02:00:0a:f4:01:05' });
+    echoed = addVeth(nl, { name: 'host0', peerName: 'eth0', peerNetnsFd: fd, mtu: 1450, mac: 'ee:ee:ee:ee:ee:ee', peerMac: '02:00:0a:f4:01:05' });
   } finally {
     closeFd(fd);
   }
@@ -74,6 +80,8 @@ t.test('veth with the peer created in a second namespace', async (t) => {
 
   const l = getLink(nl, 'host0')!;
   t.match(l, { name: 'host0', mtu: 1450, mac: 'ee:ee:ee:ee:ee:ee', up: false, kind: 'veth', peerIndex: pod.ifindex });
+  t.match(echoed, { index: l.index, name: 'host0', mtu: 1450, mac: 'ee:ee:ee:ee:ee:ee', kind: 'veth', peerIndex: pod.ifindex },
+    'the kernel echoes the new link: its index and the peer index in the other namespace');
   t.same(getLinkByIndex(nl, l.index), l);
   t.equal(getLink(nl, 'nosuch0'), undefined);
   t.same(listLinks(nl).map((x) => x.name).sort(), ['host0', 'lo']);
@@ -214,6 +222,52 @@ t.test('sysctl inside a namespace', async (t) => {
   const missing = errOf(() => getSysctl(key));
   t.ok(missing.notFound, 'the root namespace has no host0');
   t.throws(() => getSysctl('net/../../etc/passwd'), TypeError);
+});
+
+t.test('IPv4 device settings with link up, and neighbour parameters, through netlink', async (t) => {
+  const { ns, nl } = setup(t);
+  addVeth(nl, { name: 'host0', peerName: 'host0p' });
+  const l = getLink(nl, 'host0')!;
+  const read = (k: string) => nsExec(ns[0], 'cat', [`/proc/sys/net/ipv4/${k}`]).trim();
+  t.same([read('conf/host0/forwarding'), read('conf/host0/proxy_arp')], ['0', '0'], 'fresh link: kernel defaults');
+  t.not(read('neigh/host0/proxy_delay'), '0', 'default proxy_delay is not 0');
+  setLinkUp(nl, l.index, { forwarding: true, proxyArp: true });
+  t.ok(ipJson(ns[0], ['link', 'show', 'host0'])[0].flags.includes('UP'), 'up');
+  t.same([read('conf/host0/forwarding'), read('conf/host0/proxy_arp')], ['1', '1'], 'forwarding and proxy_arp as the sysctls show them');
+  setNeighParms(nl, { family: 4, index: l.index, proxyDelayMs: 0 });
+  t.equal(read('neigh/host0/proxy_delay'), '0', 'proxy_delay 0');
+  setLinkUp(nl, l.index, { proxyArp: false });
+  t.same([read('conf/host0/forwarding'), read('conf/host0/proxy_arp')], ['1', '0'], 'only the settings given change');
+  t.ok(errOf(() => setNeighParms(nl, { family: 4, index: 99999, proxyDelayMs: 0 })).notFound, 'unknown device: ENOENT');
+});
+
+t.test('requestSeries: one send, each request answered, the first failure in order', async (t) => {
+  const { ns, nl } = setup(t);
+  addVeth(nl, { name: 'host0', peerName: 'host0p' });
+  const l = getLink(nl, 'host0')!;
+  const route = (dst: string) => ({ type: RTM_NEWROUTE, flags: NLM_F_CREATE | NLM_F_EXCL, body: encodeRouteRequest({ family: 4, dst, oif: l.index, scope: 'link' }) });
+  const ok = nl.requestSeries(['up', 'addr', 'route', 'parms'], [
+    { type: RTM_NEWLINK, flags: 0, body: encodeLinkUpRequest(l.index, { forwarding: true }) },
+    { type: RTM_NEWADDR, flags: NLM_F_CREATE | NLM_F_EXCL, body: encodeAddrRequest(l.index, '10.9.0.1/32') },
+    route('10.9.1.0/24'),
+    { type: RTM_SETNEIGHTBL, flags: 0, body: encodeNeighParmsRequest({ family: 4, index: l.index, proxyDelayMs: 0 }) },
+  ]);
+  t.same(ok, [undefined, undefined, undefined, undefined], 'all four succeed');
+  t.match(ipJson(ns[0], ['-4', 'route', 'show', '10.9.1.0/24']), [{ dst: '10.9.1.0/24', dev: 'host0', scope: 'link' }]);
+  t.match(ipJson(ns[0], ['-4', 'addr', 'show', 'host0'])[0].addr_info, [{ local: '10.9.0.1', prefixlen: 32 }]);
+  const mixed = nl.requestSeries(['dup addr', 'dup route', 'new route'], [
+    { type: RTM_NEWADDR, flags: NLM_F_CREATE | NLM_F_EXCL, body: encodeAddrRequest(l.index, '10.9.0.1/32') },
+    route('10.9.1.0/24'),
+    route('10.9.2.0/24'),
+  ]);
+  t.ok(mixed[0]?.exists, 'the duplicate address fails with EEXIST');
+  t.equal(mixed[0]?.op, 'dup addr', 'named by its own op');
+  t.ok(mixed[1]?.exists && mixed[1].op === 'dup route', 'so does the duplicate route');
+  t.equal(mixed[2], undefined, 'the kernel goes on after failures');
+  t.match(ipJson(ns[0], ['-4', 'route', 'show', '10.9.2.0/24']), [{ dst: '10.9.2.0/24' }]);
+  t.same(nl.requestSeries([], []), [], 'nothing to send');
+  t.throws(() => nl.requestSeries(['big'], Array.from({ length: 400 }, () => route('10.9.3.0/24'))), RangeError, 'large batches belong to requestMany');
+  t.ok(getLink(nl, 'host0'), 'the socket still answers in order afterwards');
 });
 
 t.test('socket opened inside stays in that namespace; closed socket fails cleanly', async (t) => {
