@@ -50,13 +50,11 @@ export function startPlugin(file: string, env: NodeJS.ProcessEnv, stdin: string)
 }
 
 type Fn = (...args: any[]) => any;
-interface SpawnFns { posixSpawn: Fn; faInit: Fn; faDup2: Fn; faDestroy: Fn; attrInit: Fn; attrSetFlags: Fn;
-  attrSetSigDefault: Fn; attrSetSigMask: Fn; attrDestroy: Fn; sigFill: Fn; sigEmpty: Fn; pipe2: Fn; waitpid: Fn }
+interface SpawnFns { posixSpawn: Fn; faInit: Fn; faDup2: Fn; faDestroy: Fn; pipe2: Fn; waitpid: Fn }
 let spawnFns: SpawnFns | undefined;
 
 function libcSpawn(): SpawnFns {
   if (spawnFns) return spawnFns;
-  // eslint-disable-next-line @typescript-eslint/no-var-requires
   const lib = libcLib();
   const f = (proto: string): Fn => lib.func(proto) as Fn;
   return (spawnFns = {
@@ -64,21 +62,35 @@ function libcSpawn(): SpawnFns {
     faInit: f('int posix_spawn_file_actions_init(void *fa)'),
     faDup2: f('int posix_spawn_file_actions_adddup2(void *fa, int fd, int newfd)'),
     faDestroy: f('int posix_spawn_file_actions_destroy(void *fa)'),
-    attrInit: f('int posix_spawnattr_init(void *attr)'),
-    attrSetFlags: f('int posix_spawnattr_setflags(void *attr, short flags)'),
-    attrSetSigDefault: f('int posix_spawnattr_setsigdefault(void *attr, const void *set)'),
-    attrSetSigMask: f('int posix_spawnattr_setsigmask(void *attr, const void *set)'),
-    attrDestroy: f('int posix_spawnattr_destroy(void *attr)'),
-    sigFill: f('int sigfillset(void *set)'),
-    sigEmpty: f('int sigemptyset(void *set)'),
     pipe2: f('int pipe2(_Out_ int *fds, int flags)'),
     waitpid: f('int waitpid(int pid, _Out_ int *status, int options)'),
   });
 }
 
+/**
+ * The spawn attributes, filled in here rather than through seven more libc functions (each
+ * koffi declaration costs ~20–130 µs on a cold start): glibc's posix_spawnattr_t is a public,
+ * ABI-stable struct (spawn.h): short __flags; pid_t __pgrp; sigset_t __sd (at 8); sigset_t
+ * __ss (at 136); struct sched_param __sp; int __policy; int __pad[16] — 336 bytes, which
+ * posix_spawnattr_init zeroes and whose destroy does nothing. Set here: POSIX_SPAWN_SETSIGDEF
+ * with signals 1–64 but glibc's two internal ones (sigfillset's set) and POSIX_SPAWN_SETSIGMASK
+ * with the empty mask.
+ */
+export function spawnAttr(): Uint8Array {
+  const attr = new Uint8Array(ATTR_SIZE);
+  new DataView(attr.buffer).setInt16(0, POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK, true);
+  attr.fill(0xff, ATTR_SIGDEFAULT, ATTR_SIGDEFAULT + SIGNAL_BYTES);
+  for (const sig of [SIGCANCEL, SIGSETXID]) attr[ATTR_SIGDEFAULT + ((sig - 1) >> 3)] &= ~(1 << ((sig - 1) & 7));
+  return attr;
+}
+
 const O_CLOEXEC = 0x80000;
 const POSIX_SPAWN_SETSIGDEF = 0x04;
 const POSIX_SPAWN_SETSIGMASK = 0x08;
+// sigfillset sets the bits of signals 1..64 (the kernel's sigset), the rest of the 128-byte sigset_t stays 0.
+const ATTR_SIZE = 336, ATTR_SIGDEFAULT = 8, SIGNAL_BYTES = 8;
+// glibc's internal signals (nptl cancellation, setxid), which sigfillset leaves out.
+const SIGCANCEL = 32, SIGSETXID = 33;
 const EINTR = 4;
 
 /**
@@ -100,21 +112,15 @@ function spawnPiped(file: string, env: NodeJS.ProcessEnv, input: Buffer): Runnin
   const open = new Set<number>([inP[0], inP[1], outP[0], outP[1]]);
   const close = (fd: number) => { if (open.delete(fd)) { try { fs.closeSync(fd); } catch { /* already gone */ } } };
   const closeAll = () => { for (const fd of [...open]) close(fd); };
-  // glibc: posix_spawn_file_actions_t is 80 bytes, posix_spawnattr_t 336, sigset_t 128 (generous sizes are harmless).
-  const fa = new Uint8Array(128), attr = new Uint8Array(512), sigs = new Uint8Array(128), mask = new Uint8Array(128);
+  // glibc: posix_spawn_file_actions_t is 80 bytes (a generous size is harmless).
+  const fa = new Uint8Array(128), attr = spawnAttr();
   let pid = -1;
   try {
     c.faInit(fa);
-    c.attrInit(attr);
     try {
       // dup2 onto 0/1 clears close-on-exec there; every other pipe end is O_CLOEXEC.
       c.faDup2(fa, inP[0], 0);
       c.faDup2(fa, outP[1], 1);
-      c.sigFill(sigs);
-      c.sigEmpty(mask);
-      c.attrSetSigDefault(attr, sigs);
-      c.attrSetSigMask(attr, mask);
-      c.attrSetFlags(attr, POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK);
       const envp: (string | null)[] = [];
       for (const [k, v] of Object.entries(env)) if (v !== undefined) envp.push(`${k}=${v}`);
       envp.push(null);
@@ -124,7 +130,6 @@ function spawnPiped(file: string, env: NodeJS.ProcessEnv, input: Buffer): Runnin
       pid = pidOut[0];
     } finally {
       c.faDestroy(fa);
-      c.attrDestroy(attr);
     }
     close(inP[0]);
     close(outP[1]);

@@ -16,6 +16,8 @@ import { validateIfname } from '../../lib/cni/skel';
 import { CniError } from '../../lib/cni/errors';
 import type { CniRequest } from '../../lib/cni/types';
 import { builtAfterSources } from '../helpers/dist';
+import { spawnAttr } from '../../lib/native/spawn';
+import { libcLib } from '../../lib/native/koffi';
 
 t.test('sha1Hex equals node:crypto sha1 (block edges, UTF-8)', async (t) => {
   let bad = 0;
@@ -34,6 +36,22 @@ t.test('sha1Hex equals node:crypto sha1 (block edges, UTF-8)', async (t) => {
 
 t.test('isoTime equals toISOString', async (t) => {
   for (const ms of [0, 951782400000, 1709251199999, 4102444800123, Date.now()]) t.equal(isoTime(ms), new Date(ms).toISOString());
+});
+
+t.test('the spawn attributes filled in by hand are the bytes glibc functions make', async (t) => {
+  const lib = libcLib();
+  const f = (p: string) => lib.func(p) as (...a: unknown[]) => number;
+  const attr = new Uint8Array(336), sigs = new Uint8Array(128), mask = new Uint8Array(128);
+  t.equal(f('int posix_spawnattr_init(void *attr)')(attr), 0);
+  f('int sigfillset(void *set)')(sigs);
+  f('int sigemptyset(void *set)')(mask);
+  t.equal(f('int posix_spawnattr_setsigdefault(void *attr, const void *set)')(attr, sigs), 0);
+  t.equal(f('int posix_spawnattr_setsigmask(void *attr, const void *set)')(attr, mask), 0);
+  t.equal(f('int posix_spawnattr_setflags(void *attr, short flags)')(attr, 0x04 | 0x08), 0);
+  t.equal(Buffer.from(spawnAttr()).toString('hex'), Buffer.from(attr).toString('hex'), 'SETSIGDEF (all but glibc internals) + SETSIGMASK (empty)');
+  const back = new Uint8Array(128);
+  t.equal(f('int posix_spawnattr_getsigdefault(const void *attr, void *set)')(spawnAttr(), back), 0);
+  t.same(back, sigs, 'glibc reads back the sigfillset set');
 });
 
 t.test('delegation through posix_spawn', async (t) => {
