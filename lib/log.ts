@@ -1,6 +1,7 @@
 // File logger for the plugins: one line per event, opened lazily on the first line at or
 // above the level, never stdout (stdout belongs to the CNI protocol). Write failures are ignored.
 import fs = require('node:fs');
+import { nativeFilesReady, openAppend, writeAllFd } from './native/files';
 
 export type Level = 'debug' | 'info' | 'warn' | 'error';
 const LEVELS: Record<Level, number> = { debug: 10, info: 20, warn: 30, error: 40 };
@@ -33,17 +34,21 @@ export function configureLog(opts: { path?: unknown; level?: unknown; context?: 
 function write(level: Level, msg: string, fields?: Record<string, unknown>): void {
   if (LEVELS[level] < threshold || failed) return;
   try {
+    // A plugin process has koffi loaded (netlink): libc calls instead of fs's first-call compiles.
+    const native = nativeFilesReady();
     if (fd === undefined) {
+      const open = () => (native ? openAppend(path, 0o640) : fs.openSync(path, 'a', 0o640));
       try {
-        fd = fs.openSync(path, 'a', 0o640);
+        fd = open();
       } catch {
         fs.mkdirSync(path.slice(0, path.lastIndexOf('/')) || '/', { recursive: true });
-        fd = fs.openSync(path, 'a', 0o640);
+        fd = open();
       }
     }
     let line = `${isoTime()} ${level} [${process.pid}]${context ? ` ${context}` : ''} ${msg}`;
     if (fields) line += ` ${JSON.stringify(fields)}`;
-    fs.writeSync(fd, line + '\n');
+    if (native) writeAllFd(fd, line + '\n', path);
+    else fs.writeSync(fd, line + '\n');
   } catch {
     failed = true;
   }

@@ -67,18 +67,33 @@ const prog = a0.slice(a0.lastIndexOf('/') + 1);
 // Anything else runs the whole bundle (plugins/main.ts).
 const cni = !!env.CNI_COMMAND && process.argv.length <= 2 && prog !== 'brindlectl';
 const bundle = cni ? 'cni' : 'brindle';
+// Bytes as text through Buffer's native latin1 slice, on plain Uint8Array views: Node's
+// Buffer.from/toString/readUInt*/subarray are JavaScript that V8 compiles on a first call
+// (~0.1 ms each in every new process); these are V8's own or native.
+const latin1 = Buffer.prototype.latin1Slice;
+const text = (u8) => latin1 ? latin1.call(u8, 0, u8.length) : Buffer.from(u8.buffer, u8.byteOffset, u8.length).toString('latin1');
+const raw = (name) => new Uint8Array(sea.getRawAsset(name));
 // A compiled script from its asset: ASCII (checked at build), so its bytes are its latin1
 // text, read in place from the executable.
-const compile = (name, cachedData) => new vm.Script(Buffer.from(sea.getRawAsset(name + '.js')).toString('latin1'), { filename: name + '.js', cachedData });
+const compile = (name, cachedData) => new vm.Script(text(raw(name + '.js')), { filename: name + '.js', cachedData });
 const run = (script) => { const mod = { exports: {} }; script.runInThisContext()(mod.exports, require, mod, process.execPath, dir); };
 // A plugin call's stdin is read here, once (the early script and the plugin take it from
 // here): its IPAM type (the "flavour") picks the warm code cache.
 let flavour = '';
 if (cni) {
   try {
-    const text = fs.readFileSync(0, 'utf8');
-    globalThis[Symbol.for('brindle.stdin')] = text;
-    const t = JSON.parse(text).ipam.type;
+    // readSync into a growing Uint8Array (readFileSync's option parsing is ~1 KB more JavaScript to compile).
+    let b = new Uint8Array(8192), n = 0;
+    for (;;) {
+      let r;
+      try { r = fs.readSync(0, b, n, b.length - n, null); } catch (e) { if (e.code === 'EAGAIN') continue; throw e; }
+      if (r === 0) break;
+      n += r;
+      if (n === b.length) { const bigger = new Uint8Array(b.length * 2); bigger.set(b); b = bigger; }
+    }
+    const input = Buffer.prototype.utf8Slice ? Buffer.prototype.utf8Slice.call(b, 0, n) : Buffer.from(b.buffer, 0, n).toString('utf8');
+    globalThis[Symbol.for('brindle.stdin')] = input;
+    const t = JSON.parse(input).ipam.type;
     if (typeof t === 'string') flavour = t;
   } catch { /* the plugin reads or reports it */ }
 }
@@ -91,21 +106,21 @@ const warmFile = cni ? dir + '/' + prog + '.ccache' : '';
 let data, earlyData, warm = '', flavours = [];
 if (warmFile) {
   let buf = null;
-  if (flavour) { try { buf = Buffer.from(sea.getRawAsset(prog + '@' + flavour + '.warm')); warm = 'embedded'; } catch { /* not trained for it */ } }
+  if (flavour) { try { buf = raw(prog + '@' + flavour + '.warm'); warm = 'embedded'; } catch { /* not trained for it */ } }
   if (!buf && fs.existsSync(warmFile)) {
     let fd = -1;
     try {
       fd = fs.openSync(warmFile, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
       const st = fs.fstatSync(fd);
       // Trusted as the extracted addons are: a regular file owned by us, not writable by others.
-      if (st.isFile() && st.uid === process.getuid() && (st.mode & 0o022) === 0) { buf = fs.readFileSync(fd); warm = warmFile; }
+      if (st.isFile() && st.uid === process.getuid() && (st.mode & 0o022) === 0) { const b = fs.readFileSync(fd); buf = new Uint8Array(b.buffer, b.byteOffset, b.length); warm = warmFile; }
     } catch { /* unreadable: the embedded one */ }
     if (fd >= 0) fs.closeSync(fd);
   }
   if (buf) {
-    const n = buf.readUInt16LE(0);
-    flavours = buf.toString('latin1', 2, 2 + n).split(',').filter(Boolean);
-    const e = buf.readUInt32LE(2 + n);
+    const n = buf[0] | buf[1] << 8;
+    flavours = text(buf.subarray(2, 2 + n)).split(',').filter(Boolean);
+    const e = (buf[2 + n] | buf[3 + n] << 8 | buf[4 + n] << 16 | buf[5 + n] << 24) >>> 0;
     if (e) earlyData = buf.subarray(6 + n, 6 + n + e);
     data = buf.subarray(6 + n + e);
   }
@@ -117,35 +132,37 @@ if (tm) tm.push(['cache read', performance.now(), cpu()]);
 let early = null;
 if (cni && prog === 'brindle' && env.CNI_COMMAND === 'ADD' && flavour && flavour !== 'brindle-ipam') {
   try {
-    early = compile('early', earlyData || Buffer.from(sea.getRawAsset('early.ccache')));
+    early = compile('early', earlyData || raw('early.ccache'));
     run(early);
   } catch { /* the plugin starts its IPAM itself */ }
 }
-if (!data) data = Buffer.from(sea.getRawAsset(bundle + '.ccache'));
+if (!data) data = raw(bundle + '.ccache');
 const script = compile(bundle, data);
 if (tm) tm.push(['compiled', performance.now(), cpu()]);
 if (env.BRINDLE_DEBUG_CCACHE) fs.writeSync(2, 'brindle: ' + bundle + ' code cache ' + (warm ? warm + ' [' + flavours + ']' : 'build') + (script.cachedDataRejected ? ' rejected' : ' accepted') + (early ? ', early script ' + (earlyData ? 'warm' : 'build') + (early.cachedDataRejected ? ' rejected' : ' accepted') : '') + '\\n');
 const wanted = new Set();
 // The plugin names the path it took (its IPAM type); a cache lacking it is re-taken after the run.
 globalThis[Symbol.for('brindle.codeCache')] = { want(f) { wanted.add(String(f)); } };
+// At exit, a small check (compiled on every ADD) and the writing apart (compiled only when needed).
+const valid = () => warm && !script.cachedDataRejected && (!early || (!!earlyData && !early.cachedDataRejected));
 if (warmFile && env.CNI_COMMAND === 'ADD') {
   process.on('exit', (code) => {
-    if (code !== 0) return;
-    const valid = warm && !script.cachedDataRejected && (!early || (!!earlyData && !early.cachedDataRejected));
-    if (valid && [...wanted].every((f) => flavours.includes(f))) return;
-    try {
-      const header = Buffer.from([...new Set([...(valid ? flavours : []), ...wanted])].join(','));
-      const e = early ? early.createCachedData() : Buffer.alloc(0);
-      const len = Buffer.alloc(2);
-      len.writeUInt16LE(header.length, 0);
-      fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
-      const tmp = warmFile + '.' + process.pid + '.tmp';
-      const elen = Buffer.alloc(4);
-      elen.writeUInt32LE(e.length, 0);
-      fs.writeFileSync(tmp, Buffer.concat([len, header, elen, e, script.createCachedData()]), { mode: 0o600 });
-      fs.renameSync(tmp, warmFile);
-    } catch { /* read-only or full: the next ADD tries again */ }
+    if (code === 0 && !(valid() && [...wanted].every((f) => flavours.includes(f)))) saveWarm();
   });
+}
+function saveWarm() {
+  try {
+    const header = Buffer.from([...new Set([...(valid() ? flavours : []), ...wanted])].join(','));
+    const e = early ? early.createCachedData() : Buffer.alloc(0);
+    const len = Buffer.alloc(2);
+    len.writeUInt16LE(header.length, 0);
+    fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+    const tmp = warmFile + '.' + process.pid + '.tmp';
+    const elen = Buffer.alloc(4);
+    elen.writeUInt32LE(e.length, 0);
+    fs.writeFileSync(tmp, Buffer.concat([len, header, elen, e, script.createCachedData()]), { mode: 0o600 });
+    fs.renameSync(tmp, warmFile);
+  } catch { /* read-only or full: the next ADD tries again */ }
 }
 if (tm) {
   process.on('exit', () => {

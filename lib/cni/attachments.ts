@@ -3,6 +3,7 @@
 // so that DEL, GC and a repeated ADD know the veth, the addresses and the result.
 import fs = require('node:fs');
 import { stateDir } from '../datastore/settings';
+import { FileError, readTextFile, writeFileAtomic } from '../native/files';
 import type { Result } from './types';
 
 export interface Attachment {
@@ -32,13 +33,15 @@ export function attachmentPath(network: string, containerId: string, ifname: str
   return `${dir(network, env)}/${containerId}-${ifname}.json`;
 }
 
+// Records are read and written through libc (lib/native/files.ts): the plugin verbs that use
+// them have koffi loaded for netlink anyway, and Node's fs functions cost a compile each.
+
 /** Reads a record; undefined when absent or unreadable. */
 export function readAttachment(network: string, containerId: string, ifname: string): Attachment | undefined {
-  const f = file(network, containerId, ifname);
-  // The usual answer (a first ADD) without the cost of a thrown ENOENT.
-  if (!fs.existsSync(f)) return undefined;
   try {
-    return JSON.parse(fs.readFileSync(f, 'utf8')) as Attachment;
+    // The usual answer (a first ADD) is ENOENT: undefined without a thrown error.
+    const text = readTextFile(file(network, containerId, ifname));
+    return text === undefined ? undefined : JSON.parse(text) as Attachment;
   } catch {
     return undefined;
   }
@@ -47,17 +50,15 @@ export function readAttachment(network: string, containerId: string, ifname: str
 /** Writes a record atomically (temp file + rename). */
 export function writeAttachment(a: Attachment): void {
   const f = file(a.network, a.containerId, a.ifname);
-  const tmp = `${f}.${process.pid}.tmp`;
   const data = JSON.stringify(a);
   try {
-    fs.writeFileSync(tmp, data, { mode: 0o600 });
+    writeFileAtomic(f, data, 0o600);
   } catch (err) {
     // The network's directory is made once, by its first ADD on this node.
-    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    if (!(err instanceof FileError && err.errno === 2 && err.op === 'open')) throw err;
     fs.mkdirSync(dir(a.network), { recursive: true, mode: 0o700 });
-    fs.writeFileSync(tmp, data, { mode: 0o600 });
+    writeFileAtomic(f, data, 0o600);
   }
-  fs.renameSync(tmp, f);
 }
 
 /** Removes a record; absent is fine. */

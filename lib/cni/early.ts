@@ -10,6 +10,7 @@
 import fs = require('node:fs');
 import { attachmentPath } from './attachments';
 import { findInPath, startPlugin, type Running } from '../native/spawn';
+import { exists } from '../native/files';
 import { validateContainerId, validateIfname } from './validate';
 import { SUPPORTED_VERSIONS } from './version';
 
@@ -41,7 +42,7 @@ export function startEarlyIpam(env: NodeJS.ProcessEnv = process.env, readStdin =
     validateIfname(ifname);
     const path = (env.CNI_PATH ?? '').split(':').filter(Boolean);
     // A repeated ADD returns the attachment it has: no second allocation to start.
-    if (fs.existsSync(attachmentPath(conf.name, cid, ifname, env))) return;
+    if (exists(attachmentPath(conf.name, cid, ifname, env))) return;
     const file = findInPath(type, path);
     if (!file) return;
     // The environment the plugin would give it (lib/cni/delegate.ts startDelegateIpam).

@@ -7,6 +7,7 @@ import type { CniRequest, NetConf, Result, Verb } from './types';
 import { compareVersions, CURRENT_VERSION, negotiateVersion, parseResult, resultForVersion, SUPPORTED_VERSIONS } from './version';
 import { mark } from '../log';
 import { libcLib } from '../native/koffi';
+import { nativeFilesReady, writeAllFd } from '../native/files';
 import { earlyStdin } from './early';
 import { CONTAINER_ID, validateContainerId, validateIfname } from './validate';
 
@@ -115,6 +116,8 @@ export function parseConfig(stdin: string): NetConf {
 }
 
 function out(text: string): void {
+  // With koffi loaded (every verb but VERSION): straight to libc write, no fs first-call compile.
+  if (nativeFilesReady()) return writeAllFd(1, text + '\n', 'stdout');
   const buf = Buffer.from(text + '\n');
   let off = 0;
   while (off < buf.length) {
@@ -213,6 +216,7 @@ export async function runPlugin(handlers: Handlers, about: string, env: NodeJS.P
 }
 
 let libcExit: ((code: number) => void) | undefined;
+let exiting = false;
 
 /**
  * process.exit without Node's teardown (V8 platform shutdown, joining its threads, C++
@@ -223,10 +227,12 @@ let libcExit: ((code: number) => void) | undefined;
  * process that has loaded koffi already; otherwise loading it costs more than it saves.
  */
 export function fastExit(code: number): never {
-  const p = process as NodeJS.Process & { _exiting?: boolean };
-  if (!p._exiting) {
-    p._exiting = true;
-    process.exitCode = code;
+  if (!exiting) {
+    exiting = true;
+    // As process.exit would (a listener calling process.exit must not emit 'exit' again); the
+    // listeners get the code as their argument (process.exitCode is not set: its setter is one
+    // more function to compile, and _exit below takes the code).
+    (process as NodeJS.Process & { _exiting?: boolean })._exiting = true;
     try { process.emit('exit', code); } catch { /* the answer is already written */ }
   }
   try {

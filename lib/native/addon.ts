@@ -2,7 +2,6 @@
 // running from sources, and from the single executable's SEA assets when built, extracted
 // once into a root-owned directory named by the asset's content hash.
 import fs = require('node:fs');
-import path = require('node:path');
 
 export type AddonName = 'koffi' | 'better_sqlite3';
 
@@ -43,10 +42,11 @@ export function isSea(): boolean {
 /** Path of the addon's .node file, extracting the SEA asset when needed. */
 export function nativeAddonPath(name: AddonName): string {
   if (!isSea()) return require.resolve(SOURCE_PATHS[name]);
-  const sea = require('node:sea') as { getAsset(key: string): ArrayBuffer };
+  const sea = require('node:sea') as { getAsset(key: string): ArrayBuffer; getRawAsset(key: string): ArrayBuffer };
   const hash = readAssetHash(sea, name);
-  const dir = path.join(process.env.BRINDLE_NATIVE_DIR ?? '/var/lib/brindle/native', hash);
-  const file = path.join(dir, `${name}.node`);
+  // Plain concatenation (path.join/normalize are two more functions to compile on every start).
+  const dir = `${process.env.BRINDLE_NATIVE_DIR || '/var/lib/brindle/native'}/${hash}`;
+  const file = `${dir}/${name}.node`;
   if (trusted(file)) return file;
   const data = new Uint8Array(sea.getAsset(`${name}.node`));
   fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
@@ -57,9 +57,12 @@ export function nativeAddonPath(name: AddonName): string {
   return file;
 }
 
-function readAssetHash(sea: { getAsset(key: string): ArrayBuffer }, name: AddonName): string {
+function readAssetHash(sea: { getRawAsset(key: string): ArrayBuffer }, name: AddonName): string {
   try {
-    return Buffer.from(sea.getAsset(`${name}.sha256`)).toString('utf8').trim().slice(0, 16);
+    // Hex text: its first 16 bytes, read in place (no copy, no Buffer decoding).
+    const b = new Uint8Array(sea.getRawAsset(`${name}.sha256`), 0, 16);
+    const hash = String.fromCharCode(...b);
+    return /^[0-9a-f]{16}$/.test(hash) ? hash : 'unversioned';
   } catch {
     return 'unversioned';
   }

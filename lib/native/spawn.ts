@@ -3,8 +3,8 @@
 // loading node:child_process and its stream/net stack (~4 ms of every ADD). Shared by the
 // plugin's delegation (lib/cni/delegate.ts) and its early start (lib/cni/early.ts), which
 // live in two scripts of the single executable: failures are SpawnError, recognised by name.
-import fs = require('node:fs');
 import { koffi, libcLib } from './koffi';
+import { closeFd, isExecutableFile, readAllFd, utf8Text, writeAllFd } from './files';
 
 /** The plugin could not be started, read or reaped. */
 export class SpawnError extends Error {
@@ -19,8 +19,7 @@ export function findInPath(name: string, path: string[]): string | undefined {
     // One stat: a regular file with an execute bit (the plugin runs as root, for whom any x bit
     // makes it executable; a file that still cannot run fails at posix_spawn with its errno).
     try {
-      const st = fs.statSync(file, { throwIfNoEntry: false });
-      if (st?.isFile() && (st.mode & 0o111) !== 0) return file;
+      if (isExecutableFile(file)) return file;
     } catch { /* next */ }
   }
   return undefined;
@@ -36,6 +35,8 @@ const SPAWN_STDIN_MAX = 60 * 1024;
 export interface Running { finish(): ExecResult }
 
 export function startPlugin(file: string, env: NodeJS.ProcessEnv, stdin: string): Running {
+  // UTF-16 length bounds the UTF-8 length from below; ×3 from above.
+  if (stdin.length * 3 <= SPAWN_STDIN_MAX) return spawnPiped(file, env, stdin);
   const input = Buffer.from(stdin);
   if (input.length <= SPAWN_STDIN_MAX) return spawnPiped(file, env, input);
   return {
@@ -99,18 +100,18 @@ const EINTR = 4;
  * node:child_process and its stream/net stack (~4 ms of every ADD). The child gets default
  * signal dispositions and an empty signal mask (Node ignores SIGPIPE; a child must not inherit that).
  */
-function spawnPiped(file: string, env: NodeJS.ProcessEnv, input: Buffer): Running {
+function spawnPiped(file: string, env: NodeJS.ProcessEnv, input: string | Uint8Array): Running {
   const c = libcSpawn();
   // eslint-disable-next-line @typescript-eslint/no-var-requires
   const { errno } = koffi();
   const inP = new Int32Array(2), outP = new Int32Array(2);
   if (c.pipe2(inP, O_CLOEXEC) < 0) throw new SpawnError(`exec ${file}: pipe failed (errno ${errno()})`);
   if (c.pipe2(outP, O_CLOEXEC) < 0) {
-    fs.closeSync(inP[0]); fs.closeSync(inP[1]);
+    closeFd(inP[0]); closeFd(inP[1]);
     throw new SpawnError(`exec ${file}: pipe failed (errno ${errno()})`);
   }
   const open = new Set<number>([inP[0], inP[1], outP[0], outP[1]]);
-  const close = (fd: number) => { if (open.delete(fd)) { try { fs.closeSync(fd); } catch { /* already gone */ } } };
+  const close = (fd: number) => { if (open.delete(fd)) closeFd(fd); };
   const closeAll = () => { for (const fd of [...open]) close(fd); };
   // glibc: posix_spawn_file_actions_t is 80 bytes (a generous size is harmless).
   const fa = new Uint8Array(128), attr = spawnAttr();
@@ -157,43 +158,23 @@ function spawnPiped(file: string, env: NodeJS.ProcessEnv, input: Buffer): Runnin
   };
 }
 
-function writeAll(fd: number, buf: Buffer): void {
-  let off = 0;
-  while (off < buf.length) {
-    try {
-      off += fs.writeSync(fd, buf, off);
-    } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code;
-      if (code === 'EAGAIN' || code === 'EINTR') continue;
-      if (code === 'EPIPE') return; // the child stopped reading (it exited): its status says why
-      throw err;
-    }
+function writeAll(fd: number, data: string | Uint8Array): void {
+  try {
+    writeAllFd(fd, data, 'plugin stdin');
+  } catch (err) {
+    // The child stopped reading (it exited): its status says why.
+    if ((err as { code?: string }).code !== 'EPIPE') throw err;
   }
 }
 
 function readAll(fd: number): string {
-  // One buffer, doubled when full (a plugin's answer is a few hundred bytes: one read, no copies).
-  let b = Buffer.allocUnsafe(16384);
-  let total = 0;
-  for (;;) {
-    if (total === b.length) {
-      if (total >= 16 << 20) throw new SpawnError('plugin output exceeds 16 MiB');
-      const bigger = Buffer.allocUnsafe(b.length * 2);
-      b.copy(bigger, 0, 0, total);
-      b = bigger;
-    }
-    let n: number;
-    try {
-      n = fs.readSync(fd, b, total, b.length - total, null);
-    } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code;
-      if (code === 'EAGAIN' || code === 'EINTR') continue;
-      throw err;
-    }
-    if (n === 0) break;
-    total += n;
+  // A plugin's answer is a few hundred bytes: one read into one buffer.
+  try {
+    return utf8Text(readAllFd(fd));
+  } catch (err) {
+    if ((err as { errno?: number }).errno === 27) throw new SpawnError('plugin output exceeds 16 MiB');
+    throw err;
   }
-  return b.toString('utf8', 0, total);
 }
 
 /** waitpid until the child ends: its exit status, or 128+signal when killed. */
