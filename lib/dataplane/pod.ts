@@ -160,8 +160,8 @@ export class VethExistsError extends CniError {
 
 /**
  * Second half of a pod's wiring (after createPodLinks): sysctls, links up, the addresses and the
- * routes, in three netlink round trips: the host side up with its IPv4 settings and ARP proxy
- * delay; the pod side's addresses, up and routes; the host's routes to the pod.
+ * routes, in two netlink round trips: the host side up with its IPv4 settings and ARP proxy
+ * delay, and its routes to the pod; then the pod side's addresses, up and routes.
  */
 export function configurePod(nlHost: NetlinkSocket, nlPod: NetlinkSocket, links: PodLinks, spec: PodSpec): PodWiring {
   const { hostIfname, ifname, netns } = spec;
@@ -170,9 +170,12 @@ export function configurePod(nlHost: NetlinkSocket, nlPod: NetlinkSocket, links:
   const hasV4 = spec.ips.some((ip) => !v6(ip));
   // IPv6 settings before up: accept_ra=0 and no DAD must hold before IPv6 configures the link.
   if (hasV6) for (const [key, value] of hostSysctls6(hostIfname)) step(`set sysctl ${key}`, () => setSysctl(key, value));
+  // The host routes go in with the link up (the kernel takes the series in order); they show
+  // "linkdown" for the moment until the pod side is up.
   series(nlHost, [
     [`set link ${hostIfname} up (forwarding, proxy_arp)`, { type: RTM_NEWLINK, flags: 0, body: encodeLinkUpRequest(host.index, { forwarding: true, proxyArp: true }) }],
     [`set sysctl net/ipv4/neigh/${hostIfname}/proxy_delay`, { type: RTM_SETNEIGHTBL, flags: 0, body: encodeNeighParmsRequest({ family: 4, index: host.index, proxyDelayMs: 0 }) }],
+    ...hostRoutes(host.index, spec.ips).map((r) => routeMsg(r, `add route ${r.dst} dev ${hostIfname}`)),
   ]);
 
   if (hasV6) {
@@ -190,7 +193,6 @@ export function configurePod(nlHost: NetlinkSocket, nlPod: NetlinkSocket, links:
   podMsgs.push([`set link ${ifname} up`, { type: RTM_NEWLINK, flags: 0, body: encodeLinkUpRequest(pod.index) }]);
   for (const r of podRoutes(pod.index, hasV4, hasV6)) podMsgs.push(routeMsg(r, `add route ${r.dst}${r.gateway ? ` via ${r.gateway}` : ''} dev ${ifname}`));
   series(nlPod, podMsgs);
-  series(nlHost, hostRoutes(host.index, spec.ips).map((r) => routeMsg(r, `add route ${r.dst} dev ${hostIfname}`)));
   return {
     hostIf: { name: hostIfname, mac: HOST_MAC, index: host.index },
     podIf: { name: ifname, mac: pod.mac, index: pod.index, mtu: pod.mtu },

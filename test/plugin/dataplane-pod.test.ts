@@ -1,6 +1,6 @@
 // The pod wiring of lib/dataplane/pod.ts used directly, in namespaces made here: the veth pair
 // from the kernel's echo (and the lookups a kernel without the echo needs), the host and pod
-// sides set up in three netlink round trips (IPv4 settings in the link-up message, the ARP
+// sides set up in two netlink round trips (IPv4 settings in the link-up message, the ARP
 // proxy delay through RTM_SETNEIGHTBL), IPv6 settings through /proc, and what a failure names.
 import t from 'tap';
 import { Scope, ipJson, nsExec } from '../helpers/netns';
