@@ -195,6 +195,13 @@ t.test('the built executable runs the CNI-only bundle exactly for plugin invocat
         input: JSON.stringify({ cniVersion: '1.0.0', name: 'n', type: 'brindle', ipam: { type: flavour } }), encoding: 'utf8' });
       t.match(v.stderr, new RegExp(`cni code cache embedded \\[${flavour}\\] accepted`), `trained cache for ${flavour}`);
     }
+    // The loader reads stdin in 8 KiB steps, growing its buffer, and decodes UTF-8: a config
+    // of 100 KB with non-ASCII text still picks its flavour and reaches the plugin whole.
+    const big = JSON.stringify({ cniVersion: '1.0.0', name: 'n', type: 'brindle', pad: 'p'.repeat(100_000), note: 'pod-é漢🙂', ipam: { type: 'host-local' } });
+    const v = spawnSync(exe, [], { env: { PATH: process.env.PATH, BRINDLE_NATIVE_DIR: nativeDir, BRINDLE_DEBUG_CCACHE: '1', BRINDLE_ARGV0: 'brindle', CNI_COMMAND: 'VERSION' },
+      input: big, encoding: 'utf8' });
+    t.match(v.stderr, /cni code cache embedded \[host-local\] accepted/, 'a 100 KB config: its flavour found');
+    t.equal(JSON.parse(v.stdout).cniVersion, '1.0.0', 'and the plugin answered in its version');
   }
   // BRINDLE_DEBUG_TIMING: Node's milestones, the loader's and the plugin's, in order, on stderr.
   r = run('brindle', [], 'VERSION', { BRINDLE_DEBUG_TIMING: '1' });
