@@ -288,10 +288,10 @@ function trainWarmCache(file) {
     fs.symlinkSync(file, path.join(bin, 'brindle'));
     fs.symlinkSync(file, path.join(bin, 'brindle-ipam'));
     fs.symlinkSync(hostLocal, path.join(bin, 'host-local'));
-    const call = (verb, conf, native) => {
+    const call = (verb, conf, native, cid) => {
       const r = spawnSync('ip', ['netns', 'exec', nodeNs, path.join(bin, 'brindle')], {
         input: JSON.stringify(conf), encoding: 'utf8', timeout: 60_000, killSignal: 'SIGKILL',
-        env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin', CNI_COMMAND: verb, CNI_CONTAINERID: 'train', CNI_NETNS: `/var/run/netns/${podNs}`,
+        env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin', CNI_COMMAND: verb, CNI_CONTAINERID: cid, CNI_NETNS: `/var/run/netns/${podNs}`,
           CNI_IFNAME: 'eth0', CNI_ARGS: 'IgnoreUnknown=1', CNI_PATH: bin, BRINDLE_NATIVE_DIR: native,
           BRINDLE_STATE_DIR: path.join(work, 'state'), BRINDLE_RUN_DIR: path.join(work, 'run') },
       });
@@ -305,9 +305,15 @@ function trainWarmCache(file) {
     const trained = {};
     for (const conf of flavours) {
       // A native dir per flavour: each cache holds what its own path compiles, no more.
+      // Two pods: the first ADD on a node also makes what later ones find (the attachments
+      // directory; with brindle-ipam the default pool and the node's block), so its cache is
+      // dropped and the second, a steady-state ADD like every later one, makes the cache kept.
       const native = path.join(work, `native-${conf.ipam.type}`);
-      call('ADD', conf, native);
-      call('DEL', conf, native);
+      call('ADD', conf, native, 'train1');
+      call('DEL', conf, native, 'train1');
+      for (const d of fs.readdirSync(native)) fs.rmSync(path.join(native, d, 'brindle.ccache'), { force: true });
+      call('ADD', conf, native, 'train2');
+      call('DEL', conf, native, 'train2');
       const dirs = fs.readdirSync(native).filter((d) => fs.existsSync(path.join(native, d, 'brindle.ccache')));
       if (dirs.length !== 1) throw new Error(`training ${conf.ipam.type} left ${dirs.length} warm caches`);
       const warm = path.join(out, `brindle@${conf.ipam.type}.warm`);

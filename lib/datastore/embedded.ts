@@ -70,7 +70,8 @@ export class EmbeddedDatastore extends ApplyWrites implements Datastore {
     this.path = settings.embeddedPath ?? DEFAULT_EMBEDDED_PATH;
     const busyMs = Math.max(settings.timeoutMs ?? 0, MIN_BUSY_MS);
     this.db = wrapSqlite(`open database ${this.path}`, () => {
-      fs.mkdirSync(path.dirname(this.path), { recursive: true, mode: 0o700 });
+      const dir = path.dirname(this.path);
+      if (!fs.existsSync(dir)) fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
       const Database = require('better-sqlite3') as typeof BetterSqlite3;
       const db = new Database(this.path, {
         timeout: busyMs,

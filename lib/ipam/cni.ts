@@ -25,7 +25,13 @@ export interface IpamConf {
   [k: string]: unknown;
 }
 
-interface Opened { ds: Datastore; ipam: Ipam; node: string; ic: IpamConf; handle: string; deadlineMs: number }
+interface Opened {
+  ds: Datastore; ipam: Ipam; node: string; ic: IpamConf; handle: string; deadlineMs: number;
+  /** A local store (embedded): every call is synchronous and bounded (SQLite's busy timeout) but a contended per-node lock. */
+  local: boolean;
+  /** Starts the verb's deadline (run() sets it; the lock calls it before it may wait). */
+  armDeadline?: () => void;
+}
 
 function flag(v: unknown, dflt: boolean): boolean {
   if (v === undefined || v === null || v === '') return dflt;
@@ -54,6 +60,7 @@ function open(req: CniRequest): Opened {
   const deadlineMs = Math.max(4 * (settings.timeoutMs ?? 2000), 5000);
   const { Ipam } = require('./allocator') as typeof import('./allocator');
   const dir = runDir();
+  const opened = { ds, node, ic, handle: handleOf(req.config, req.containerId), deadlineMs, local: settings.type === 'embedded' } as Opened;
   const ipam = new Ipam(ds, {
     defaultPools: { default_ipv4_pool: ic.default_ipv4_pool, default_ipv6_pool: ic.default_ipv6_pool },
     // Remote stores: the node's blocks are remembered in the run dir and read with its affinities, in one round trip.
@@ -61,13 +68,15 @@ function open(req: CniRequest): Opened {
     // Concurrent plugin processes on one node would each claim a block: serialise claims per node.
     lock: async (n, fn) => {
       const { withFileLock } = require('../native/flock') as typeof import('../native/flock');
-      try { fs.mkdirSync(dir, { recursive: true }); } catch { /* the lock open reports it */ }
-      // A blocking flock (woken at once on release); run()'s deadline bounds the wait.
+      if (!fs.existsSync(dir)) { try { fs.mkdirSync(dir, { recursive: true }); } catch { /* the lock open reports it */ } }
+      // A blocking flock (woken at once on release) when another process holds it; run()'s
+      // deadline bounds that wait (armed by it for a local store).
       const file = `${dir}/ipam-${n.replace(/[/\0]/g, '_')}.lock`;
-      return withFileLock(file, fn);
+      return withFileLock(file, fn, { onWait: () => opened.armDeadline?.() });
     },
   });
-  return { ds, ipam, node, ic, handle: handleOf(req.config, req.containerId), deadlineMs };
+  opened.ipam = ipam;
+  return opened;
 }
 
 /** Maps IPAM and datastore errors to CNI errors (codes 120–124, 11). */
@@ -98,10 +107,18 @@ async function run<T>(req: CniRequest, fn: (o: Opened) => Promise<T>): Promise<T
   const o = open(req);
   let timer: NodeJS.Timeout | undefined;
   try {
-    const deadline = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new CniError(ERR_TRY_AGAIN, `ipam: datastore did not answer within ${o.deadlineMs} ms`)), o.deadlineMs);
+    let expire: (err: Error) => void = () => undefined;
+    const deadline = new Promise<never>((_, reject) => { expire = reject; });
+    o.armDeadline = () => {
+      if (timer) return;
+      timer = setTimeout(() => expire(new CniError(ERR_TRY_AGAIN, `ipam: datastore did not answer within ${o.deadlineMs} ms`)), o.deadlineMs);
       timer.unref?.();
-    });
+    };
+    // A remote store's calls can each hang: the deadline runs from the start. A local one's
+    // only wait is for the per-node lock while another process holds it, which arms it; the
+    // rest is synchronous, so an uncontended ADD starts no timer (Node's timers are ~1.5 KB
+    // of JavaScript to compile in every plugin process).
+    if (!o.local) o.armDeadline();
     return await Promise.race([fn(o), deadline]);
   } catch (err) {
     throw toCniError(err);

@@ -31,6 +31,8 @@ export interface LockOptions {
   timeoutMs?: number;
   /** Longest pause between polls (default 50 ms; polls start at 1 ms and double). */
   maxPollMs?: number;
+  /** Called once when the lock is taken by another holder and the wait starts. */
+  onWait?: () => void;
 }
 
 function openLockFile(path: string): number {
@@ -61,6 +63,7 @@ export async function withFileLock<T>(path: string, fn: () => Promise<T>, opts: 
   const fd = openLockFile(path);
   try {
     if (!tryLock(fd)) {
+      opts.onWait?.();
       if (opts.timeoutMs === undefined) {
         const { rc } = await libc.flockAsync(fd, LOCK_EX);
         if (rc !== 0) throw new LockError(path, -1);

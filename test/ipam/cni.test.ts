@@ -96,6 +96,27 @@ t.test('GC releases this network\'s handles not among the valid attachments', as
   await ds.close();
 });
 
+t.test('embedded store: an ADD stuck behind the node lock is code 11 within the deadline', async (t) => {
+  // The local store's verbs are synchronous except waiting for the per-node lock while another
+  // process holds it: that wait arms the deadline (an uncontended ADD starts no timer at all).
+  const { spawn } = await import('node:child_process');
+  const lockFile = path.join(dir, 'ipam-stucknode.lock');
+  fs.writeFileSync(lockFile, '');
+  const holder = spawn('flock', [lockFile, 'sleep', '30'], { stdio: 'ignore' });
+  t.teardown(() => { holder.kill('SIGKILL'); });
+  for (let i = 0; i < 100 && !holder.pid; i++) await new Promise((r) => setTimeout(r, 10));
+  await new Promise((r) => setTimeout(r, 200)); // flock(1) has taken it
+  const conf = { nodename: 'stucknode', embedded_path: path.join(dir, 'db-stuck'), datastore_timeout_ms: 100 };
+  const t0 = Date.now();
+  const e = await code(ipamAdd(req('ADD', 's1', conf)));
+  const took = Date.now() - t0;
+  t.equal(e?.code, 11, String(e?.msg));
+  t.match(e?.msg, /did not answer within 5000 ms/);
+  t.ok(took >= 4900 && took < 7000, `answered after ${took} ms`);
+  // (In this test process the abandoned claim would go on once the lock frees; a plugin
+  // process answers and exits, which ends it.)
+});
+
 t.test('etcd unreachable: code 11 within the deadline, STATUS 50', async (t) => {
   const port = await freePort();
   const conf = { datastore_type: 'etcd', etcd_endpoints: [`http://127.0.0.1:${port}`], datastore_timeout_ms: 500 };

@@ -45,6 +45,10 @@ t.test('waits for another process', async (t) => {
   t.teardown(() => { if (holder.exitCode === null) holder.kill('SIGKILL'); });
   while (!heldByOther(file)) await new Promise((r) => setTimeout(r, 5));
   await t.rejects(withFileLock(file, async () => 0, { timeoutMs: 20 }), LockTimeoutError);
-  const waited = await withFileLock(file, async () => Date.now() - started);
+  let waits = 0;
+  const waited = await withFileLock(file, async () => Date.now() - started, { onWait: () => { waits++; } });
   t.ok(waited >= 350, `blocking wait ended when the holder let go (${waited} ms)`);
+  t.equal(waits, 1, 'onWait told once that the wait began');
+  await withFileLock(file, async () => 0, { onWait: () => { waits++; } });
+  t.equal(waits, 1, 'a free lock: no wait, no onWait');
 });
