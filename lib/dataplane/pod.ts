@@ -87,15 +87,21 @@ export function podMtu(nl: NetlinkSocket, conf: { mtu?: unknown; encapsulation?:
 function v6(ip: string): boolean { return ip.includes(':'); }
 /** The host side's sysctls (what CHECK reads back); configurePod sets the IPv4 ones through netlink. */
 function hostSysctls(ifname: string, hasV6: boolean): [string, string][] {
-  return [...hostSysctls4(ifname), ...(hasV6 ? hostSysctls6(ifname) : [])];
+  return [...hostSysctls4(ifname), ...(hasV6 ? [...hostSysctls6PreUp(ifname), ...hostSysctls6(ifname)] : [])];
 }
 function hostSysctls4(ifname: string): [string, string][] {
   return [[`net/ipv4/conf/${ifname}/proxy_arp`, '1'], [`net/ipv4/neigh/${ifname}/proxy_delay`, '0'], [`net/ipv4/conf/${ifname}/forwarding`, '1']];
 }
-/** IPv6's per-device settings have no netlink form (only the token and address mode do): /proc. */
+/**
+ * IPv6's per-device settings have no netlink form (only the token and address mode do): /proc.
+ * accept_ra and accept_dad are set on every host side before it is up (hostSideUp); proxy_ndp
+ * and forwarding once the pod has an IPv6 address (configurePod). CHECK reads all four.
+ */
 function hostSysctls6(ifname: string): [string, string][] {
-  return [[`net/ipv6/conf/${ifname}/accept_ra`, '0'], [`net/ipv6/conf/${ifname}/proxy_ndp`, '1'],
-    [`net/ipv6/conf/${ifname}/forwarding`, '1'], [`net/ipv6/conf/${ifname}/accept_dad`, '0']];
+  return [[`net/ipv6/conf/${ifname}/proxy_ndp`, '1'], [`net/ipv6/conf/${ifname}/forwarding`, '1']];
+}
+function hostSysctls6PreUp(ifname: string): [string, string][] {
+  return [[`net/ipv6/conf/${ifname}/accept_ra`, '0'], [`net/ipv6/conf/${ifname}/accept_dad`, '0']];
 }
 
 /** A random locally administered unicast MAC, as the kernel gives a veth end without one. */
@@ -115,10 +121,10 @@ function step<T>(what: string, fn: () => T): T {
 
 /**
  * First half of a pod's wiring, which needs no address: the veth pair (the slow part in the
- * kernel). The plugin runs it while a delegated IPAM plugin is working. Both ends' indexes
- * come from the kernel's echo of the new host side (its IFLA_LINK is the pod side's index) and
- * the pod side's MAC is chosen here, so no lookup follows; a kernel without the echo gets both
- * ends looked up.
+ * kernel) and its host side up with its settings. The plugin runs it while a delegated IPAM
+ * plugin is working. Both ends' indexes come from the kernel's echo of the new host side (its
+ * IFLA_LINK is the pod side's index) and the pod side's MAC is chosen here, so no lookup
+ * follows; a kernel without the echo gets both ends looked up.
  */
 export function createPodLinks(nlHost: NetlinkSocket, nlPod: NetlinkSocket, spec: Omit<PodSpec, 'ips'>): PodLinks {
   const { hostIfname, ifname, netns, mtu } = spec;
@@ -135,15 +141,19 @@ export function createPodLinks(nlHost: NetlinkSocket, nlPod: NetlinkSocket, spec
   } finally {
     closeFd(fd);
   }
-  if (echoed?.peerIndex && echoed.name === hostIfname) {
-    return { host: echoed, pod: { index: echoed.peerIndex, name: ifname, mtu: echoed.mtu, mac: podMac, up: false, flags: 0 } };
-  }
   try {
-    const host = step(`get link ${hostIfname}`, () => getLink(nlHost, hostIfname));
-    if (!host) throw new CniError(ERR_DATAPLANE, `link ${hostIfname} vanished after creation`);
-    const pod = step(`get link ${ifname} in ${netns}`, () => getLink(nlPod, ifname));
-    if (!pod) throw new CniError(ERR_DATAPLANE, `link ${ifname} not found in netns ${netns} after creation`);
-    return { host, pod };
+    let links: PodLinks;
+    if (echoed?.peerIndex && echoed.name === hostIfname) {
+      links = { host: echoed, pod: { index: echoed.peerIndex, name: ifname, mtu: echoed.mtu, mac: podMac, up: false, flags: 0 } };
+    } else {
+      const host = step(`get link ${hostIfname}`, () => getLink(nlHost, hostIfname));
+      if (!host) throw new CniError(ERR_DATAPLANE, `link ${hostIfname} vanished after creation`);
+      const pod = step(`get link ${ifname} in ${netns}`, () => getLink(nlPod, ifname));
+      if (!pod) throw new CniError(ERR_DATAPLANE, `link ${ifname} not found in netns ${netns} after creation`);
+      links = { host, pod };
+    }
+    hostSideUp(nlHost, links.host, hostIfname);
+    return links;
   } catch (err) {
     // The pair exists but is not usable: removed here, so a failure leaves nothing behind.
     try { teardownPod(nlHost, hostIfname); } catch { /* the first error is the one reported */ }
@@ -159,25 +169,36 @@ export class VethExistsError extends CniError {
 }
 
 /**
- * Second half of a pod's wiring (after createPodLinks): sysctls, links up, the addresses and the
- * routes, in two netlink round trips: the host side up with its IPv4 settings and ARP proxy
- * delay, and its routes to the pod; then the pod side's addresses, up and routes.
+ * The host side up, before any address is known: IPv6's accept_ra=0 and no DAD first (they
+ * must hold before IPv6 configures the link; skipped where the node has IPv6 off), then one
+ * series: link up with IPv4 forwarding and proxy_arp (IFLA_AF_SPEC) and proxy_delay 0.
+ */
+function hostSideUp(nl: NetlinkSocket, host: Link, hostIfname: string): void {
+  for (const [key, value] of hostSysctls6PreUp(hostIfname)) {
+    try {
+      setSysctl(key, value);
+    } catch (err) {
+      if (err instanceof NetlinkError && err.notFound) break; // no IPv6 here: an IPv6 pod fails in configurePod
+      throw dataplaneError(err, `set sysctl ${key}`);
+    }
+  }
+  series(nl, [
+    [`set link ${hostIfname} up (forwarding, proxy_arp)`, { type: RTM_NEWLINK, flags: 0, body: encodeLinkUpRequest(host.index, { forwarding: true, proxyArp: true }) }],
+    [`set sysctl net/ipv4/neigh/${hostIfname}/proxy_delay`, { type: RTM_SETNEIGHTBL, flags: 0, body: encodeNeighParmsRequest({ family: 4, index: host.index, proxyDelayMs: 0 }) }],
+  ]);
+}
+
+/**
+ * Second half of a pod's wiring (after createPodLinks, with the addresses): the host side's
+ * other IPv6 settings when there is an IPv6 address, then two netlink round trips: the pod
+ * side's addresses, up and routes; the host's routes to the pod.
  */
 export function configurePod(nlHost: NetlinkSocket, nlPod: NetlinkSocket, links: PodLinks, spec: PodSpec): PodWiring {
   const { hostIfname, ifname, netns } = spec;
   const { host, pod } = links;
   const hasV6 = spec.ips.some(v6);
   const hasV4 = spec.ips.some((ip) => !v6(ip));
-  // IPv6 settings before up: accept_ra=0 and no DAD must hold before IPv6 configures the link.
   if (hasV6) for (const [key, value] of hostSysctls6(hostIfname)) step(`set sysctl ${key}`, () => setSysctl(key, value));
-  // The host routes go in with the link up (the kernel takes the series in order); they show
-  // "linkdown" for the moment until the pod side is up.
-  series(nlHost, [
-    [`set link ${hostIfname} up (forwarding, proxy_arp)`, { type: RTM_NEWLINK, flags: 0, body: encodeLinkUpRequest(host.index, { forwarding: true, proxyArp: true }) }],
-    [`set sysctl net/ipv4/neigh/${hostIfname}/proxy_delay`, { type: RTM_SETNEIGHTBL, flags: 0, body: encodeNeighParmsRequest({ family: 4, index: host.index, proxyDelayMs: 0 }) }],
-    ...hostRoutes(host.index, spec.ips).map((r) => routeMsg(r, `add route ${r.dst} dev ${hostIfname}`)),
-  ]);
-
   if (hasV6) {
     // Without DAD the pod's addresses are usable at once (no 1–2 s tentative phase).
     step(`set sysctl accept_dad in ${netns}`, () => withNetns(netns, () => {
@@ -193,6 +214,7 @@ export function configurePod(nlHost: NetlinkSocket, nlPod: NetlinkSocket, links:
   podMsgs.push([`set link ${ifname} up`, { type: RTM_NEWLINK, flags: 0, body: encodeLinkUpRequest(pod.index) }]);
   for (const r of podRoutes(pod.index, hasV4, hasV6)) podMsgs.push(routeMsg(r, `add route ${r.dst}${r.gateway ? ` via ${r.gateway}` : ''} dev ${ifname}`));
   series(nlPod, podMsgs);
+  series(nlHost, hostRoutes(host.index, spec.ips).map((r) => routeMsg(r, `add route ${r.dst} dev ${hostIfname}`)));
   return {
     hostIf: { name: hostIfname, mac: HOST_MAC, index: host.index },
     podIf: { name: ifname, mac: pod.mac, index: pod.index, mtu: pod.mtu },

@@ -1,7 +1,8 @@
 // The pod wiring of lib/dataplane/pod.ts used directly, in namespaces made here: the veth pair
-// from the kernel's echo (and the lookups a kernel without the echo needs), the host and pod
-// sides set up in two netlink round trips (IPv4 settings in the link-up message, the ARP
-// proxy delay through RTM_SETNEIGHTBL), IPv6 settings through /proc, and what a failure names.
+// from the kernel's echo (and the lookups a kernel without the echo needs) with its host side
+// up before any address is known (IPv4 settings in the link-up message, the ARP proxy delay
+// through RTM_SETNEIGHTBL, IPv6's accept_ra/accept_dad through /proc first), then the pod side
+// and the host routes in two netlink round trips, and what a failure names.
 import t from 'tap';
 import { Scope, ipJson, nsExec } from '../helpers/netns';
 import { nodeNamespace } from '../helpers/cni';
@@ -28,8 +29,8 @@ function setup(t: { teardown(fn: () => unknown): void }) {
 const sysctl = (ns: string, key: string) => nsExec(ns, 'cat', [`/proc/sys/net/${key}`]).trim();
 
 t.test('veth from the echo: both indexes and the chosen pod MAC are what the kernel has', async (t) => {
-  const { node, pod, nlHost, nlPod, spec } = setup(t);
-  const links = dp.createPodLinks(nlHost, nlPod, spec);
+  const { node, pod, nlHost, nlPod, spec, inNode } = setup(t);
+  const links = inNode(() => dp.createPodLinks(nlHost, nlPod, spec));
   const [h] = ipJson(node, ['link', 'show', 'brtest0']);
   const [p] = ipJson(pod, ['link', 'show', 'eth0']);
   t.match(links.host, { index: h.ifindex, name: 'brtest0', mac: dp.HOST_MAC, mtu: 1440 });
@@ -39,10 +40,15 @@ t.test('veth from the echo: both indexes and the chosen pod MAC are what the ker
   t.equal(first & 1, 0, 'unicast');
   t.equal(first & 2, 2, 'locally administered');
   t.not(dp.randomMac(), dp.randomMac(), 'a fresh MAC each time');
+  // The host side is up with its settings before any address is known (the IPAM works meanwhile).
+  t.ok(h.flags.includes('UP'), 'host side up');
+  t.same([sysctl(node, 'ipv4/conf/brtest0/proxy_arp'), sysctl(node, 'ipv4/conf/brtest0/forwarding'), sysctl(node, 'ipv4/neigh/brtest0/proxy_delay')], ['1', '1', '0']);
+  t.same([sysctl(node, 'ipv6/conf/brtest0/accept_ra'), sysctl(node, 'ipv6/conf/brtest0/accept_dad')], ['0', '0'], 'IPv6 set before up');
+  t.notOk(ipJson(node, ['-6', 'addr', 'show', 'brtest0'])[0]?.addr_info?.some((a: any) => a.tentative), 'its link-local not tentative');
 });
 
 t.test('a kernel that does not echo: both ends looked up instead', async (t) => {
-  const { node, pod, nlHost, nlPod, spec } = setup(t);
+  const { node, pod, nlHost, nlPod, spec, inNode } = setup(t);
   // As on Linux < 6.2: the flag is ignored, no RTM_NEWLINK comes back before the ACK.
   const real = nlHost.requestEach.bind(nlHost);
   let echoAsked = 0;
@@ -50,7 +56,7 @@ t.test('a kernel that does not echo: both ends looked up instead', async (t) => 
     if (flags & NLM_F_ECHO) echoAsked++;
     return real(op, type, flags & ~NLM_F_ECHO, body, fn);
   };
-  const links = dp.createPodLinks(nlHost, nlPod, spec);
+  const links = inNode(() => dp.createPodLinks(nlHost, nlPod, spec));
   t.equal(echoAsked, 1);
   t.equal(links.host.index, ipJson(node, ['link', 'show', 'brtest0'])[0].ifindex);
   const [p] = ipJson(pod, ['link', 'show', 'eth0']);
@@ -59,7 +65,7 @@ t.test('a kernel that does not echo: both ends looked up instead', async (t) => 
 
 t.test('configurePod, IPv4: settings, addresses and routes, and CHECK agrees', async (t) => {
   const { node, pod, nlHost, nlPod, spec, inNode } = setup(t);
-  const links = dp.createPodLinks(nlHost, nlPod, spec);
+  const links = inNode(() => dp.createPodLinks(nlHost, nlPod, spec));
   const w = inNode(() => dp.configurePod(nlHost, nlPod, links, { ...spec, ips: ['10.244.0.5'] }));
   t.same(w, { hostIf: { name: 'brtest0', mac: dp.HOST_MAC, index: links.host.index }, podIf: { name: 'eth0', mac: links.pod.mac, index: links.pod.index, mtu: 1440 } });
   t.same([sysctl(node, 'ipv4/conf/brtest0/proxy_arp'), sysctl(node, 'ipv4/conf/brtest0/forwarding'), sysctl(node, 'ipv4/neigh/brtest0/proxy_delay')], ['1', '1', '0']);
@@ -75,7 +81,7 @@ t.test('configurePod, IPv4: settings, addresses and routes, and CHECK agrees', a
 
 t.test('configurePod, dual-stack: IPv6 settings through /proc, /128 with no DAD, both routes', async (t) => {
   const { node, pod, nlHost, nlPod, spec, inNode } = setup(t);
-  const links = dp.createPodLinks(nlHost, nlPod, spec);
+  const links = inNode(() => dp.createPodLinks(nlHost, nlPod, spec));
   const ips = ['10.244.0.6', 'fd00:10::6'];
   inNode(() => dp.configurePod(nlHost, nlPod, links, { ...spec, ips }));
   t.same(['accept_ra', 'proxy_ndp', 'forwarding', 'accept_dad'].map((k) => sysctl(node, `ipv6/conf/brtest0/${k}`)), ['0', '1', '1', '0']);
@@ -91,7 +97,7 @@ t.test('configurePod, dual-stack: IPv6 settings through /proc, /128 with no DAD,
 
 t.test('a failing step is a 101 naming it', async (t) => {
   const { nlHost, nlPod, spec, inNode } = setup(t);
-  const links = dp.createPodLinks(nlHost, nlPod, spec);
+  const links = inNode(() => dp.createPodLinks(nlHost, nlPod, spec));
   addAddr(nlPod, links.pod.index, '10.244.0.7/32');
   const err = (() => { try { inNode(() => dp.configurePod(nlHost, nlPod, links, { ...spec, ips: ['10.244.0.7'] })); } catch (e) { return e; } })();
   t.ok(err instanceof CniError, 'a CniError');
