@@ -6,7 +6,7 @@ import { CniError, ERR_DECODE, ERR_INCOMPATIBLE_VERSION, ERR_INTERNAL, ERR_INVAL
 import type { CniRequest, NetConf, Result, Verb } from './types';
 import { compareVersions, CURRENT_VERSION, negotiateVersion, parseResult, resultForVersion, SUPPORTED_VERSIONS } from './version';
 import { mark } from '../log';
-import { libcLib } from '../native/koffi';
+import { libcFunc } from '../native/libc';
 import { nativeFilesReady, writeAllFd } from '../native/files';
 import { earlyStdin } from './early';
 import { CONTAINER_ID, validateContainerId, validateIfname } from './validate';
@@ -215,7 +215,6 @@ export async function runPlugin(handlers: Handlers, about: string, env: NodeJS.P
   process.exit(exitCode);
 }
 
-let libcExit: ((code: number) => void) | undefined;
 let exiting = false;
 
 /**
@@ -236,10 +235,7 @@ export function fastExit(code: number): never {
     try { process.emit('exit', code); } catch { /* the answer is already written */ }
   }
   try {
-    if (!libcExit) {
-      libcExit = libcLib().func('void _exit(int status)') as (code: number) => void;
-    }
-    libcExit(code);
+    libcFunc('void _exit(int status)')(code);
   } catch { /* fall back to the ordinary exit */ }
   process.exit(code);
 }

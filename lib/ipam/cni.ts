@@ -60,7 +60,8 @@ function open(req: CniRequest): Opened {
   const deadlineMs = Math.max(4 * (settings.timeoutMs ?? 2000), 5000);
   const { Ipam } = require('./allocator') as typeof import('./allocator');
   const dir = runDir();
-  const opened = { ds, node, ic, handle: handleOf(req.config, req.containerId), deadlineMs, local: settings.type === 'embedded' } as Opened;
+  // The lock's onWait reaches run()'s deadline through the object returned below.
+  let opened: Opened | undefined;
   const ipam = new Ipam(ds, {
     defaultPools: { default_ipv4_pool: ic.default_ipv4_pool, default_ipv6_pool: ic.default_ipv6_pool },
     // Remote stores: the node's blocks are remembered in the run dir and read with its affinities, in one round trip.
@@ -72,10 +73,10 @@ function open(req: CniRequest): Opened {
       // A blocking flock (woken at once on release) when another process holds it; run()'s
       // deadline bounds that wait (armed by it for a local store).
       const file = `${dir}/ipam-${n.replace(/[/\0]/g, '_')}.lock`;
-      return withFileLock(file, fn, { onWait: () => opened.armDeadline?.() });
+      return withFileLock(file, fn, { onWait: () => opened?.armDeadline?.() });
     },
   });
-  opened.ipam = ipam;
+  opened = { ds, ipam, node, ic, handle: handleOf(req.config, req.containerId), deadlineMs, local: settings.type === 'embedded' };
   return opened;
 }
 

@@ -16,6 +16,11 @@ const RTLD_NOW = 2;
 // and the plugin), and an addon is loaded (dlopen + its init, ~1.3 ms for koffi) once.
 const loaded: Map<AddonName, unknown> = ((globalThis as { [k: symbol]: unknown })[Symbol.for('brindle.addons')] ??= new Map()) as Map<AddonName, unknown>;
 
+/** True when the addon is loaded in this process already (by either script). */
+export function isAddonLoaded(name: AddonName): boolean {
+  return loaded.has(name);
+}
+
 /** Loads a native addon once per process and returns its exports. */
 export function loadNativeAddon<T = any>(name: AddonName): T {
   const have = loaded.get(name);

@@ -3,7 +3,8 @@
 // first call in every new process (readSync with its argument checks, writeFileSync, statSync
 // with the Stats class: 50–300 µs each, measured), while a koffi function is declared once
 // (~20 µs) and runs no JavaScript. Errors are FileError with the errno and Node's code name.
-import { koffi, libcLib } from './koffi';
+import { isAddonLoaded } from './addon';
+import { close, errno, libcFunc, open } from './libc';
 
 /** A failed file operation: `op` and `path` name it, errno/code say why. */
 export class FileError extends Error {
@@ -30,42 +31,29 @@ const EINTR = 4, EAGAIN = 11;
 const STAT_SIZE = 144, ST_MODE = 24, ST_UID = 28, ST_SIZE = 48;
 const S_IFMT = 0o170000, S_IFREG = 0o100000;
 
-type Fn = (...args: any[]) => any;
-let fns: { open: Fn; close: Fn; read: Fn; write: Fn; writeStr: Fn; access: Fn; stat: Fn; rename: Fn; unlink: Fn } | undefined;
-/** Each declared on first use (a process pays only for what it calls). */
-const lazy: Record<string, string> = {
-  open: 'int open(const char *path, int flags, ...)',
-  close: 'int close(int fd)',
-  read: 'intptr_t read(int fd, _Out_ void *buf, size_t count)',
-  write: 'intptr_t write(int fd, const void *buf, size_t count)',
-  writeStr: 'intptr_t write(int fd, const char *buf, size_t count)',
-  access: 'int access(const char *path, int mode)',
-  stat: 'int stat(const char *path, _Out_ void *buf)',
-  rename: 'int rename(const char *from, const char *to)',
-  unlink: 'int unlink(const char *path)',
-};
-function c(name: keyof typeof lazy): Fn {
-  fns ??= {} as NonNullable<typeof fns>;
-  const have = (fns as Record<string, Fn>)[name];
-  if (have) return have;
-  return ((fns as Record<string, Fn>)[name] = libcLib().func(lazy[name]) as Fn);
-}
-function errno(): number { return koffi().errno(); }
+const access = (path: string, mode: number): number => libcFunc('int access(const char *path, int mode)')(path, mode);
+const stat = (path: string, buf: Uint8Array): number => libcFunc('int stat(const char *path, _Out_ void *buf)')(path, buf);
+const read = (fd: number, buf: Uint8Array, n: number): number => libcFunc('intptr_t read(int fd, _Out_ void *buf, size_t count)')(fd, buf, n);
+const writeBytes = (fd: number, buf: Uint8Array, n: number): number => libcFunc('intptr_t write(int fd, const void *buf, size_t count)')(fd, buf, n);
+// The same write(2) taking a JS string: koffi passes its UTF-8 copy (no Buffer).
+const writeString = (fd: number, s: string, n: number): number => libcFunc('intptr_t write(int fd, const char *buf, size_t count)')(fd, s, n);
+const rename = (from: string, to: string): number => libcFunc('int rename(const char *from, const char *to)')(from, to);
+const unlink = (path: string): number => libcFunc('int unlink(const char *path)')(path);
 
 /** True when koffi is already loaded in this process (the plugin's ADD/DEL/CHECK paths): then these are the cheap way. */
 export function nativeFilesReady(): boolean {
-  return ((globalThis as { [k: symbol]: Map<string, unknown> | undefined })[Symbol.for('brindle.addons')])?.has('koffi') ?? false;
+  return isAddonLoaded('koffi');
 }
 
 /** access(F_OK): the path exists (following links). */
 export function exists(path: string): boolean {
-  return c('access')(path, F_OK) === 0;
+  return access(path, F_OK) === 0;
 }
 
 /** stat(2): mode, owner and size, or undefined when the path does not exist. */
 export function statPath(path: string): { mode: number; uid: number; size: number; isFile: boolean } | undefined {
   const b = new Uint8Array(STAT_SIZE);
-  if (c('stat')(path, b) !== 0) {
+  if (stat(path, b) !== 0) {
     const e = errno();
     if (e === 2 || e === 20) return undefined;
     throw new FileError('stat', path, e);
@@ -83,9 +71,8 @@ export function isExecutableFile(path: string): boolean {
 
 /** open(2) with O_CLOEXEC; `mode` for O_CREAT. */
 export function openFile(path: string, flags: number, mode?: number): number {
-  const f = c('open');
   for (;;) {
-    const fd = mode === undefined ? f(path, flags | O_CLOEXEC) : f(path, flags | O_CLOEXEC, 'uint32_t', mode);
+    const fd = open(path, flags | O_CLOEXEC, mode);
     if (fd >= 0) return fd;
     const e = errno();
     if (e !== EINTR) throw new FileError('open', path, e);
@@ -93,14 +80,13 @@ export function openFile(path: string, flags: number, mode?: number): number {
 }
 
 export function closeFd(fd: number): void {
-  c('close')(fd);
+  close(fd);
 }
 
 /** Reads to end of file (or of the pipe). */
 export function readAllFd(fd: number, max = 16 << 20): Uint8Array {
   let b = new Uint8Array(16384);
   let total = 0;
-  const read = c('read');
   for (;;) {
     if (total === b.length) {
       if (total >= max) throw new FileError('read', `fd ${fd}`, 27 /* EFBIG */);
@@ -130,14 +116,14 @@ export function writeAllFd(fd: number, data: string | Uint8Array, what = `fd ${f
   if (typeof data === 'string') {
     const len = asciiOnly(data) ? data.length : -1;
     if (len >= 0) {
-      const n = retry(() => c('writeStr')(fd, data, len), 'write', what);
+      const n = retry(() => writeString(fd, data, len), 'write', what);
       if (n === len) return;
       off = n;
     }
     bytes = new TextEncoder().encode(data);
   }
   const b = bytes!;
-  while (off < b.length) off += retry(() => c('write')(fd, b.subarray(off), b.length - off), 'write', what);
+  while (off < b.length) off += retry(() => writeBytes(fd, b.subarray(off), b.length - off), 'write', what);
 }
 
 function retry(call: () => number, op: string, what: string): number {
@@ -183,9 +169,9 @@ export function writeFileAtomic(path: string, data: string, mode: number): void 
     } finally {
       closeFd(fd);
     }
-    if (c('rename')(tmp, path) !== 0) throw new FileError('rename', `${tmp} to ${path}`, errno());
+    if (rename(tmp, path) !== 0) throw new FileError('rename', `${tmp} to ${path}`, errno());
   } catch (err) {
-    c('unlink')(tmp);
+    unlink(tmp);
     throw err;
   }
 }

@@ -3,7 +3,7 @@
 // loading node:child_process and its stream/net stack (~4 ms of every ADD). Shared by the
 // plugin's delegation (lib/cni/delegate.ts) and its early start (lib/cni/early.ts), which
 // live in two scripts of the single executable: failures are SpawnError, recognised by name.
-import { koffi, libcLib } from './koffi';
+import { errno, libcFunc } from './libc';
 import { closeFd, isExecutableFile, readAllFd, utf8Text, writeAllFd } from './files';
 
 /** The plugin could not be started, read or reaped. */
@@ -56,8 +56,7 @@ let spawnFns: SpawnFns | undefined;
 
 function libcSpawn(): SpawnFns {
   if (spawnFns) return spawnFns;
-  const lib = libcLib();
-  const f = (proto: string): Fn => lib.func(proto) as Fn;
+  const f = libcFunc;
   return (spawnFns = {
     posixSpawn: f('int posix_spawn(_Out_ int *pid, const char *path, const void *fa, const void *attr, const char **argv, const char **envp)'),
     faInit: f('int posix_spawn_file_actions_init(void *fa)'),
@@ -102,8 +101,6 @@ const EINTR = 4;
  */
 function spawnPiped(file: string, env: NodeJS.ProcessEnv, input: string | Uint8Array): Running {
   const c = libcSpawn();
-  // eslint-disable-next-line @typescript-eslint/no-var-requires
-  const { errno } = koffi();
   const inP = new Int32Array(2), outP = new Int32Array(2);
   if (c.pipe2(inP, O_CLOEXEC) < 0) throw new SpawnError(`exec ${file}: pipe failed (errno ${errno()})`);
   if (c.pipe2(outP, O_CLOEXEC) < 0) {
