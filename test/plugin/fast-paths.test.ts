@@ -16,7 +16,7 @@ import { validateIfname } from '../../lib/cni/skel';
 import { CniError } from '../../lib/cni/errors';
 import type { CniRequest } from '../../lib/cni/types';
 import { builtAfterSources } from '../helpers/dist';
-import { spawnAttr } from '../../lib/native/spawn';
+import { spawnAttr, startOnOwnCpu, startPlugin } from '../../lib/native/spawn';
 import { libcLib } from '../../lib/native/koffi';
 
 t.test('sha1Hex equals node:crypto sha1 (block edges, UTF-8)', async (t) => {
@@ -52,6 +52,47 @@ t.test('the spawn attributes filled in by hand are the bytes glibc functions mak
   const back = new Uint8Array(128);
   t.equal(f('int posix_spawnattr_getsigdefault(const void *attr, void *set)')(spawnAttr(), back), 0);
   t.same(back, sigs, 'glibc reads back the sigfillset set');
+});
+
+t.test('a spawned plugin starts on this thread\'s CPU, then runs on the others; this thread\'s affinity comes back', async (t) => {
+  const lib = libcLib();
+  const getaff = lib.func('int sched_getaffinity(int pid, size_t size, void *mask)') as (...a: unknown[]) => number;
+  const setaff = lib.func('int sched_setaffinity(int pid, size_t size, const void *mask)') as (...a: unknown[]) => number;
+  const cpus = (mask: Uint8Array) => [...Array(mask.length * 8).keys()].filter((i) => mask[i >> 3] & (1 << (i & 7)));
+  const mine = () => { const m = new Uint8Array(128); t.equal(getaff(0, 128, m), 0); return m; };
+  // The child reports its allowed CPUs after a pause, by when the parent has moved it.
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'brindle-cpu-'));
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const child = path.join(dir, 'child');
+  fs.writeFileSync(child, '#!/bin/sh\nsleep 0.2\ngrep Cpus_allowed_list /proc/self/status\n', { mode: 0o755 });
+  const listed = (out: string) => {
+    const m = /Cpus_allowed_list:\s*(\S+)/.exec(out);
+    if (!m) return [];
+    return m[1].split(',').flatMap((r) => { const [a, b = a] = r.split('-').map(Number); return Array.from({ length: b - a + 1 }, (_, i) => a + i); });
+  };
+  const before = mine();
+  const all = cpus(before);
+  const out = startPlugin(child, { PATH: '/usr/bin:/bin' }, '').finish();
+  t.equal(out.status, 0);
+  t.same(cpus(mine()), all, 'this thread may use the same CPUs as before');
+  if (all.length >= 2) {
+    const got = listed(out.stdout);
+    t.equal(got.length, all.length - 1, `the child runs on all but one of ${all.join(',')}: ${got.join(',')}`);
+    t.ok(got.every((c) => all.includes(c)), 'and only on CPUs this thread may use');
+  } else {
+    t.same(listed(out.stdout), all, 'one CPU: the child keeps it');
+  }
+  // Pinned to one CPU, there is nothing to gain: no change, and the child inherits the one CPU.
+  const one = new Uint8Array(128);
+  one[all[0] >> 3] = 1 << (all[0] & 7);
+  t.equal(setaff(0, 128, one), 0);
+  try {
+    t.equal(startOnOwnCpu(), undefined, 'a single CPU: nothing done');
+    t.same(listed(startPlugin(child, { PATH: '/usr/bin:/bin' }, '').finish().stdout), [all[0]]);
+  } finally {
+    setaff(0, 128, before);
+  }
+  t.same(cpus(mine()), all);
 });
 
 t.test('delegation through posix_spawn', async (t) => {
