@@ -2,7 +2,7 @@
 // namespace, vxlan and bridge devices, up/down, MTU, MAC, name, master, and lookups.
 import {
   AF_INET, AF_UNSPEC, IFF_LOWER_UP, IFLA_AF_SPEC, IFLA_INET_CONF, IPV4_DEVCONF_FORWARDING, IPV4_DEVCONF_PROXY_ARP, NLM_F_ECHO, IFF_UP, IFLA_ADDRESS, IFLA_IFNAME, IFLA_INFO_DATA, IFLA_INFO_KIND,
-  IFLA_LINK, IFLA_LINK_NETNSID, IFLA_LINKINFO, IFLA_MASTER, IFLA_MTU, IFLA_NET_NS_FD, IFLA_OPERSTATE,
+  IFLA_LINK, IFLA_LINK_NETNSID, IFLA_LINKINFO, IFLA_MASTER, IFLA_MTU, IFLA_NET_NS_FD, IFLA_NUM_RX_QUEUES, IFLA_NUM_TX_QUEUES, IFLA_OPERSTATE,
   IFLA_VXLAN_ID, IFLA_VXLAN_LEARNING, IFLA_VXLAN_LINK, IFLA_VXLAN_LOCAL, IFLA_VXLAN_LOCAL6, IFLA_VXLAN_PORT,
   IF_OPER_UP, NLM_F_CREATE, NLM_F_EXCL, RTM_DELLINK, RTM_GETLINK, RTM_NEWLINK, VETH_INFO_PEER,
 } from './constants';
@@ -45,6 +45,13 @@ export interface VethOptions {
   peerMac?: string;
   /** Defaults to mtu. */
   peerMtu?: number;
+  /**
+   * TX and RX queues of each end (IFLA_NUM_TX_QUEUES/IFLA_NUM_RX_QUEUES), default 1: what the
+   * kernel leaves a veth with anyway. Left out, a recent kernel (6.18 here) creates one queue per possible
+   * CPU and then cuts the real count back to one, and that cut waits for an expedited RCU grace
+   * period, once per end: IPIs to every CPU, which on a VM wait for idle vCPUs to wake.
+   */
+  queues?: number;
 }
 
 export interface VxlanOptions {
@@ -68,20 +75,28 @@ function ifinfo(w: NlWriter, index: number, flags = 0, change = 0): void {
  * Starts an RTM_NEWLINK body for a new link of `kind`: ifinfomsg, IFLA_IFNAME, [IFLA_MTU],
  * [IFLA_ADDRESS], then IFLA_LINKINFO with IFLA_INFO_KIND left open; returns its offset.
  */
-function beginNewLink(w: NlWriter, o: { name: string; mtu?: number; mac?: string }, kind: string): number {
+function beginNewLink(w: NlWriter, o: { name: string; mtu?: number; mac?: string; queues?: number }, kind: string): number {
   ifinfo(w, 0);
   w.attrString(IFLA_IFNAME, o.name);
   if (o.mtu !== undefined) w.attrU32(IFLA_MTU, o.mtu);
   if (o.mac !== undefined) w.attr(IFLA_ADDRESS, parseMac(o.mac));
+  queueAttrs(w, o.queues);
   const li = w.beginNested(IFLA_LINKINFO);
   w.attrString(IFLA_INFO_KIND, kind);
   return li;
 }
 
-/** Body of `ip link add NAME [mtu M] [address A] type veth peer name P [address] [mtu] [netns]`. */
+function queueAttrs(w: NlWriter, queues: number | undefined): void {
+  if (queues === undefined) return;
+  w.attrU32(IFLA_NUM_TX_QUEUES, queues);
+  w.attrU32(IFLA_NUM_RX_QUEUES, queues);
+}
+
+/** Body of `ip link add NAME [mtu M] [address A] numtxqueues Q numrxqueues Q type veth peer name P [address] [mtu] [numtxqueues Q numrxqueues Q] [netns]`. */
 export function encodeVethRequest(o: VethOptions): Uint8Array {
   const w = new NlWriter(256);
-  const li = beginNewLink(w, o, 'veth');
+  const queues = o.queues ?? 1;
+  const li = beginNewLink(w, { ...o, queues }, 'veth');
   const data = w.beginNested(IFLA_INFO_DATA);
   // VETH_INFO_PEER holds a whole ifinfomsg followed by the peer's IFLA_* attributes.
   const peer = w.beginNested(VETH_INFO_PEER);
@@ -90,6 +105,7 @@ export function encodeVethRequest(o: VethOptions): Uint8Array {
   const peerMtu = o.peerMtu ?? o.mtu;
   if (peerMtu !== undefined) w.attrU32(IFLA_MTU, peerMtu);
   if (o.peerMac !== undefined) w.attr(IFLA_ADDRESS, parseMac(o.peerMac));
+  queueAttrs(w, queues);
   if (o.peerNetnsFd !== undefined) w.attrU32(IFLA_NET_NS_FD, o.peerNetnsFd);
   w.endNested(peer);
   w.endNested(data);

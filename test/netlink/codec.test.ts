@@ -159,13 +159,17 @@ t.test('veth with peer in another namespace', async (t) => {
     0a00 0300 7665746830 00 0000            # IFLA_IFNAME "veth0\\0" + 2 pad
     0800 0400 78050000                      # IFLA_MTU 1400
     0a00 0100 eeeeeeeeeeee 0000             # IFLA_ADDRESS ee:ee:ee:ee:ee:ee + pad
-    4400 1200                               # IFLA_LINKINFO, 68 bytes
+    0800 1f00 01000000                      # IFLA_NUM_TX_QUEUES (31) 1 (the default)
+    0800 2000 01000000                      # IFLA_NUM_RX_QUEUES (32) 1
+    5400 1200                               # IFLA_LINKINFO, 84 bytes
       0900 0100 76657468 00 000000          #   IFLA_INFO_KIND "veth\\0" + 3 pad
-      3400 0200                             #   IFLA_INFO_DATA, 52 bytes
-        3000 0100                           #     VETH_INFO_PEER, 48 bytes
+      4400 0200                             #   IFLA_INFO_DATA, 68 bytes
+        4000 0100                           #     VETH_INFO_PEER, 64 bytes
           00 00 0000 00000000 00000000 00000000 # peer ifinfomsg
           0900 0300 65746830 00 000000      #       IFLA_IFNAME "eth0\\0"
           0800 0400 78050000                #       IFLA_MTU 1400 (peer mtu defaults to mtu)
+          0800 1f00 01000000                #       IFLA_NUM_TX_QUEUES 1 (the peer's own)
+          0800 2000 01000000                #       IFLA_NUM_RX_QUEUES 1
           0800 1c00 05000000                #       IFLA_NET_NS_FD 5
   `);
   const got = encodeVethRequest({ name: 'veth0', peerName: 'eth0', peerNetnsFd: 5, mtu: 1400, mac: 'ee:ee:ee:ee:ee:ee' });

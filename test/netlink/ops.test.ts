@@ -77,6 +77,9 @@ t.test('veth with the peer created in a second namespace', async (t) => {
   t.match(host, { ifname: 'host0', mtu: 1450, address: 'ee:ee:ee:ee:ee:ee', link_type: 'ether' });
   const [pod] = ipJson(ns[1], ['link', 'show', 'eth0']);
   t.match(pod, { ifname: 'eth0', mtu: 1450, address: '02:00:0a:f4:01:05' });
+  // One TX and one RX queue per end, asked for (the kernel would otherwise make one per CPU and cut back).
+  t.match(ipJson(ns[0], ['-d', 'link', 'show', 'host0'])[0], { num_tx_queues: 1, num_rx_queues: 1 });
+  t.match(ipJson(ns[1], ['-d', 'link', 'show', 'eth0'])[0], { num_tx_queues: 1, num_rx_queues: 1 });
 
   const l = getLink(nl, 'host0')!;
   t.match(l, { name: 'host0', mtu: 1450, mac: 'ee:ee:ee:ee:ee:ee', up: false, kind: 'veth', peerIndex: pod.ifindex });
