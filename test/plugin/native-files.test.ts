@@ -8,6 +8,7 @@ import {
   FileError, closeFd, errnoCode, exists, isExecutableFile, nativeFilesReady, openAppend, openFile, readAllFd, readTextFile,
   statPath, utf8Text, writeAllFd, writeFileAtomic,
 } from '../../lib/native/files';
+import { ownerAndMode, trusted } from '../../lib/native/addon';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'brindle-files-'));
 t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
@@ -89,4 +90,28 @@ t.test('utf8Text and errno names', async (t) => {
   t.equal(errnoCode(2), 'ENOENT');
   t.equal(errnoCode(32), 'EPIPE');
   t.equal(errnoCode(999), 'errno 999');
+});
+
+t.test('the extracted-addon trust check: owner and mode as node:fs reads them, and what it refuses', async (t) => {
+  fs.writeFileSync(p('addon'), 'x', { mode: 0o500 });
+  fs.symlinkSync(p('addon'), p('link'));
+  for (const name of ['addon', 'link', 'sub']) {
+    if (name === 'sub' && !fs.existsSync(p('sub'))) fs.mkdirSync(p('sub'));
+    const st = fs.statSync(p(name));
+    t.same(ownerAndMode(p(name)), { mode: st.mode, uid: st.uid }, `owner and mode of ${name}`);
+  }
+  t.throws(() => ownerAndMode(p('absent')), { code: 'ENOENT' }, 'a missing file is ENOENT');
+  t.ok(trusted(p('addon')), 'ours, r-x------');
+  t.ok(trusted(p('link')), 'through a link to it');
+  t.notOk(trusted(p('sub')), 'a directory');
+  t.notOk(trusted(p('absent')), 'missing');
+  fs.chmodSync(p('addon'), 0o520);
+  t.notOk(trusted(p('addon')), 'group-writable');
+  fs.chmodSync(p('addon'), 0o502);
+  t.notOk(trusted(p('addon')), 'writable by others');
+  fs.chmodSync(p('addon'), 0o500);
+  if (process.getuid?.() === 0) {
+    fs.chownSync(p('addon'), 65534, 65534);
+    t.notOk(trusted(p('addon')), 'owned by someone else');
+  }
 });
